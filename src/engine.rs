@@ -1,0 +1,246 @@
+//! The scoring engine (SPEC §4): pure, deterministic, no I/O. Given the rules, a lead's state
+//! and one validated event, it updates the state and says whether the lead became sales-ready.
+//! `replay` and the Kafka service both call exactly this code.
+
+use std::sync::Arc;
+
+use crate::event::{Event, EventType, FieldValue};
+use crate::output::{LeadScore, SalesReady, Signal};
+use crate::rules::Rules;
+use crate::state::{event_id_hash, LeadState, ProfileField, CAP_WINDOW_DAYS};
+use crate::time::{decay_factor, format_rfc3339, utc_day, Micros};
+
+/// How many rules `top_signals` lists at most.
+pub const TOP_SIGNALS: usize = 5;
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Scored; `Some` when the lead crossed the threshold.
+    Scored(Option<Box<SalesReady>>),
+    /// Bot activity: ignored (SPEC §4.5).
+    Bot,
+    /// Event id among the lead's last 16 scored: ignored (SPEC §4.6).
+    Duplicate,
+}
+
+/// The scoring engine for one set of rules.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rules: Arc<Rules>,
+}
+
+impl Engine {
+    /// An engine for these rules.
+    pub fn new(rules: Arc<Rules>) -> Self {
+        Engine { rules }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// Applies one event to its lead's state.
+    pub fn apply(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
+        let rules = &*self.rules;
+        if rules.bot_filter.is_bot(ev) {
+            return Outcome::Bot;
+        }
+        let id_hash = event_id_hash(&ev.event_id);
+        if st.seen(id_hash) {
+            return Outcome::Duplicate;
+        }
+
+        // Move the lead clock; decay what has accumulated to the new clock.
+        let clock = match st.clock() {
+            None => ev.ts,
+            Some(t) if ev.ts > t => {
+                let dt = ev.ts - t;
+                for a in &mut st.engagement {
+                    a.value *= decay_factor(dt, rules.engagement[a.rule as usize].half_life);
+                }
+                if utc_day(ev.ts) != utc_day(t) {
+                    let horizon = utc_day(ev.ts) - CAP_WINDOW_DAYS;
+                    st.caps.retain(|c| c.day >= horizon);
+                }
+                ev.ts
+            }
+            Some(t) => t,
+        };
+        st.clock = clock;
+        let s_pre = st.score();
+
+        // Engagement rules for this event type; a late event's contribution decays to the clock.
+        let day = utc_day(ev.ts);
+        let horizon = utc_day(clock) - CAP_WINDOW_DAYS;
+        for &i in rules.rules_for(ev.kind) {
+            let rule = &rules.engagement[i as usize];
+            if !rule.criteria.matches(ev) {
+                continue;
+            }
+            if let Some(max) = rule.max_per_day {
+                if !st.take_cap(i, day, max, horizon) {
+                    continue;
+                }
+            }
+            let value = rule.points * decay_factor(clock - ev.ts, rule.half_life);
+            st.add(i, value);
+        }
+
+        // Profile and fit.
+        if ev.kind == EventType::FormConversion
+            && !ev.fields.is_empty()
+            && update_profile(rules, st, ev)
+        {
+            st.fit = rules.fit_score(|f| st.profile_value(f));
+        }
+        let s_post = st.score();
+        st.remember(id_hash);
+
+        // Qualification with hysteresis (SPEC §4.7).
+        if !st.armed && (s_pre < rules.rearm_below || s_post < rules.rearm_below) {
+            st.armed = true;
+        }
+        if st.armed && s_post >= rules.sales_ready && st.fit >= rules.min_fit {
+            st.armed = false;
+            st.sequence += 1;
+            return Outcome::Scored(Some(Box::new(self.sales_ready(
+                &ev.lead_id,
+                st,
+                &ev.event_id,
+            ))));
+        }
+        Outcome::Scored(None)
+    }
+
+    fn sales_ready(&self, lead_id: &str, st: &LeadState, trigger: &str) -> SalesReady {
+        let rules = &*self.rules;
+        let engagement = st.engagement();
+        let score = st.fit + engagement;
+        SalesReady {
+            event_id: format!("sr:{lead_id}:{}", st.sequence),
+            lead_id: lead_id.to_string(),
+            sequence: st.sequence,
+            qualified_at: st.clock,
+            score,
+            fit_score: st.fit,
+            engagement_score: engagement,
+            threshold: rules.sales_ready,
+            trigger_event_id: trigger.to_string(),
+            rules_version: rules.version.clone(),
+            top_signals: self.top_signals(st, None),
+            conversion_probability: rules.model.map(|m| m.probability(score)),
+        }
+    }
+
+    /// Up to [`TOP_SIGNALS`] rules with a non-zero current contribution, largest first (ties by
+    /// name). `at` = `None` means at the lead clock, else decayed to that time.
+    pub fn top_signals(&self, st: &LeadState, at: Option<Micros>) -> Vec<Signal> {
+        let rules = &*self.rules;
+        let mut signals: Vec<Signal> = rules
+            .fit
+            .iter()
+            .filter(|r| st.profile_value(&r.field).is_some_and(|v| r.condition.holds(v)))
+            .map(|r| Signal {
+                rule: r.name.clone(),
+                points: r.points,
+            })
+            .chain(st.engagement.iter().map(|a| {
+                let rule = &rules.engagement[a.rule as usize];
+                Signal {
+                    rule: rule.name.clone(),
+                    points: a.value * self.decay_since_clock(st, at, rule.half_life),
+                }
+            }))
+            .filter(|s| s.points != 0.0)
+            .collect();
+        signals.sort_by(|a, b| b.points.total_cmp(&a.points).then(a.rule.cmp(&b.rule)));
+        signals.truncate(TOP_SIGNALS);
+        signals
+    }
+
+    fn decay_since_clock(&self, st: &LeadState, at: Option<Micros>, h: Option<Micros>) -> f64 {
+        match (at, st.clock()) {
+            (Some(now), Some(clock)) if now > clock => decay_factor(now - clock, h),
+            _ => 1.0,
+        }
+    }
+
+    /// Engagement decayed to `now` (never before the lead clock).
+    pub fn engagement_at(&self, st: &LeadState, now: Micros) -> f64 {
+        st.engagement
+            .iter()
+            .map(|a| {
+                let h = self.rules.engagement[a.rule as usize].half_life;
+                a.value * self.decay_since_clock(st, Some(now), h)
+            })
+            .sum()
+    }
+
+    /// The lead's score at its clock, as `replay --scores` prints it.
+    pub fn lead_score(&self, lead_id: &str, st: &LeadState) -> LeadScore {
+        let engagement = st.engagement();
+        let score = st.fit + engagement;
+        LeadScore {
+            lead_id: lead_id.to_string(),
+            score,
+            fit_score: st.fit,
+            engagement_score: engagement,
+            as_of: st.clock().map(format_rfc3339).unwrap_or_default(),
+            conversion_probability: self.rules.model.map(|m| m.probability(score)),
+        }
+    }
+}
+
+/// Takes the form's fields into the profile where its `ts` is not older than the stored value
+/// (equal `ts`: the later processed wins). Keeps only fields some fit rule reads; derives
+/// `email_domain` from `email` when a rule reads it and the form does not send it.
+/// Returns whether anything changed.
+fn update_profile(rules: &Rules, st: &mut LeadState, ev: &Event<'_>) -> bool {
+    let mut changed = false;
+    let wanted = |f: &str| rules.profile_fields.binary_search_by(|x| x.as_str().cmp(f)).is_ok();
+    let mut set = |field: &str, value: &str, st: &mut LeadState| match st
+        .profile
+        .iter_mut()
+        .find(|p| &*p.field == field)
+    {
+        Some(p) if ev.ts >= p.ts => {
+            if &*p.value != value {
+                p.value = value.into();
+                changed = true;
+            }
+            p.ts = ev.ts;
+        }
+        Some(_) => {}
+        None => {
+            st.profile.push(ProfileField {
+                field: field.into(),
+                value: value.into(),
+                ts: ev.ts,
+            });
+            changed = true;
+        }
+    };
+    let mut has_domain = false;
+    let mut email: Option<&FieldValue<'_>> = None;
+    for (k, v) in &ev.fields {
+        if k == "email_domain" {
+            has_domain = true;
+        }
+        if k == "email" {
+            email = Some(v);
+        }
+        if wanted(k) {
+            set(k, &v.as_text(), st);
+        }
+    }
+    if !has_domain && wanted("email_domain") {
+        if let Some(FieldValue::Str(e)) = email {
+            if let Some((_, domain)) = e.rsplit_once('@') {
+                set("email_domain", &domain.to_lowercase(), st);
+            }
+        }
+    }
+    changed
+}

@@ -1,0 +1,19 @@
+//! leadscore: real-time, explainable lead scoring on a Kafka event stream.
+//!
+//! The functional core ([`event`], [`rules`], [`engine`], [`state`], [`output`]) is pure and
+//! deterministic; [`replay`] and the Kafka service are shells around it.
+
+pub mod engine;
+pub mod event;
+pub mod gen;
+pub mod output;
+pub mod replay;
+pub mod rules;
+pub mod state;
+pub mod time;
+
+/// Protobuf types generated from `proto/leadscore/v1/events.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/leadscore.v1.rs"));
+}

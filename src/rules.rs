@@ -1,0 +1,807 @@
+//! The rules file (SPEC §3): parsing, validation with actionable errors, and compilation into the
+//! form the engine evaluates per event (regexes built once, rules indexed by event type).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::event::{Event, EventType, OfferStage};
+use crate::time::Micros;
+
+/// A rules file that cannot be used, with where, what and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesError {
+    /// The rules file.
+    pub file: PathBuf,
+    /// Where in the file (`[threshold]`, `[[engagement]] #2 "pricing-page"`, ...).
+    pub location: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl fmt::Display for RulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rules file {}: {}: {}",
+            self.file.display(),
+            self.location,
+            self.problem
+        )?;
+        if !self.fix.is_empty() {
+            write!(f, "\n  fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RulesError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesToml {
+    #[serde(default = "default_name")]
+    name: String,
+    threshold: ThresholdToml,
+    #[serde(default)]
+    decay: DecayToml,
+    #[serde(default)]
+    bot_filter: BotFilterToml,
+    #[serde(default)]
+    engagement: Vec<EngagementToml>,
+    #[serde(default)]
+    fit: Vec<FitToml>,
+    model: Option<ModelToml>,
+}
+
+fn default_name() -> String {
+    "default".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdToml {
+    sales_ready: f64,
+    rearm_below: Option<f64>,
+    #[serde(default)]
+    min_fit: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecayToml {
+    #[serde(default = "default_half_life")]
+    half_life: String,
+}
+
+impl Default for DecayToml {
+    fn default() -> Self {
+        DecayToml {
+            half_life: default_half_life(),
+        }
+    }
+}
+
+fn default_half_life() -> String {
+    "30d".to_string()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BotFilterToml {
+    #[serde(default)]
+    min_seconds_after_send: f64,
+    #[serde(default)]
+    user_agent_contains: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngagementToml {
+    name: String,
+    on: String,
+    url_path_prefix: Option<String>,
+    url_contains: Option<String>,
+    url_regex: Option<String>,
+    campaign_id: Option<String>,
+    form_id: Option<String>,
+    offer_stage: Option<String>,
+    min_duration_s: Option<f64>,
+    points: f64,
+    half_life: Option<String>,
+    max_per_day: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FitToml {
+    name: String,
+    field: String,
+    matches: Option<String>,
+    equals: Option<toml::Value>,
+    #[serde(rename = "in")]
+    in_: Option<Vec<toml::Value>>,
+    range: Option<Vec<f64>>,
+    exists: Option<bool>,
+    points: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelToml {
+    intercept: f64,
+    scale: f64,
+}
+
+/// Bot-activity filter for email opens and clicks (SPEC §4.5).
+#[derive(Debug, Clone)]
+pub struct BotFilter {
+    /// Activity sooner than this after `sent_at` is a bot (microseconds; 0 disables).
+    pub min_after_send: f64,
+    /// Case-insensitive alternation of the listed user-agent substrings.
+    pub user_agent: Option<Regex>,
+}
+
+impl BotFilter {
+    /// Is this email_open / click bot activity? Other event types never are.
+    pub fn is_bot(&self, ev: &Event<'_>) -> bool {
+        if !matches!(ev.kind, EventType::EmailOpen | EventType::Click) {
+            return false;
+        }
+        if let Some(sent) = ev.sent_at {
+            if ((ev.ts - sent) as f64) < self.min_after_send {
+                return true;
+            }
+        }
+        match (&self.user_agent, &ev.user_agent) {
+            (Some(re), Some(ua)) => re.is_match(ua),
+            _ => false,
+        }
+    }
+}
+
+/// What an engagement rule requires of an event (all present criteria must hold).
+#[derive(Debug, Clone, Default)]
+pub struct Criteria {
+    /// The URL's path starts with this.
+    pub url_path_prefix: Option<String>,
+    /// The whole URL contains this.
+    pub url_contains: Option<String>,
+    /// A regex search over the whole URL.
+    pub url_regex: Option<Regex>,
+    /// Exact campaign.
+    pub campaign_id: Option<String>,
+    /// Exact form.
+    pub form_id: Option<String>,
+    /// Exact offer stage.
+    pub offer_stage: Option<OfferStage>,
+    /// `duration_s` at least this.
+    pub min_duration_s: Option<f64>,
+}
+
+impl Criteria {
+    /// Do all criteria hold for this event?
+    pub fn matches(&self, ev: &Event<'_>) -> bool {
+        let url = ev.url.as_deref();
+        if let Some(p) = &self.url_path_prefix {
+            match url {
+                Some(u) if url_path(u).starts_with(p.as_str()) => {}
+                _ => return false,
+            }
+        }
+        if let Some(c) = &self.url_contains {
+            match url {
+                Some(u) if u.contains(c.as_str()) => {}
+                _ => return false,
+            }
+        }
+        if let Some(re) = &self.url_regex {
+            match url {
+                Some(u) if re.is_match(u) => {}
+                _ => return false,
+            }
+        }
+        if let Some(c) = &self.campaign_id {
+            if ev.campaign_id.as_deref() != Some(c.as_str()) {
+                return false;
+            }
+        }
+        if let Some(f) = &self.form_id {
+            if ev.form_id.as_deref() != Some(f.as_str()) {
+                return false;
+            }
+        }
+        if let Some(s) = self.offer_stage {
+            if ev.offer_stage != Some(s) {
+                return false;
+            }
+        }
+        if let Some(min) = self.min_duration_s {
+            match ev.duration_s {
+                Some(d) if d >= min => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The path of a URL: after `scheme://host[:port]`, before `?` or `#`. A URL that is already a
+/// path (`/pricing?x`) is taken as one; anything else has an empty path.
+pub fn url_path(url: &str) -> &str {
+    let rest = match url.find("://") {
+        Some(i) => {
+            let after = &url[i + 3..];
+            match after.find(['/', '?', '#']) {
+                Some(j) if after.as_bytes()[j] == b'/' => &after[j..],
+                _ => return "",
+            }
+        }
+        None if url.starts_with('/') => url,
+        None => return "",
+    };
+    match rest.find(['?', '#']) {
+        Some(j) => &rest[..j],
+        None => rest,
+    }
+}
+
+/// One compiled engagement rule.
+#[derive(Debug, Clone)]
+pub struct EngagementRule {
+    /// Unique name (explanations, metrics).
+    pub name: String,
+    /// Stable 32-bit key of the name, used in persisted state.
+    pub key: u32,
+    /// Event type it applies to.
+    pub on: EventType,
+    /// What the event must look like.
+    pub criteria: Criteria,
+    /// Points per application (may be negative).
+    pub points: f64,
+    /// Half-life in microseconds; `None` = never decays.
+    pub half_life: Option<Micros>,
+    /// Cap on applications per lead per UTC day.
+    pub max_per_day: Option<u32>,
+}
+
+/// The condition of a fit rule on one profile field.
+#[derive(Debug, Clone)]
+pub enum FitCondition {
+    /// Regex search.
+    Matches(Regex),
+    /// Case-insensitive equality (stored lower-cased).
+    Equals(String),
+    /// Case-insensitive membership (stored lower-cased).
+    In(Vec<String>),
+    /// Number (or numeric string) within inclusive bounds.
+    Range(f64, f64),
+    /// Non-empty value.
+    Exists,
+}
+
+impl FitCondition {
+    /// Does the condition hold on this field value?
+    pub fn holds(&self, value: &str) -> bool {
+        match self {
+            FitCondition::Matches(re) => re.is_match(value),
+            FitCondition::Equals(s) => value.to_lowercase() == *s,
+            FitCondition::In(list) => {
+                let v = value.to_lowercase();
+                list.contains(&v)
+            }
+            FitCondition::Range(lo, hi) => match value.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => *lo <= n && n <= *hi,
+                _ => false,
+            },
+            FitCondition::Exists => !value.is_empty(),
+        }
+    }
+}
+
+/// One compiled fit rule.
+#[derive(Debug, Clone)]
+pub struct FitRule {
+    /// Unique name.
+    pub name: String,
+    /// Profile field it reads.
+    pub field: String,
+    /// Condition on the field.
+    pub condition: FitCondition,
+    /// Points when the condition holds.
+    pub points: f64,
+}
+
+/// Predictive model calibration: `p = 1 / (1 + exp(-(intercept + score / scale)))`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    /// Log-odds at score 0.
+    pub intercept: f64,
+    /// Points per unit of log-odds.
+    pub scale: f64,
+}
+
+impl Model {
+    /// Conversion probability at a score.
+    pub fn probability(&self, score: f64) -> f64 {
+        1.0 / (1.0 + (-(self.intercept + score / self.scale)).exp())
+    }
+}
+
+/// A validated, compiled rules file.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// `name` from the file.
+    pub name: String,
+    /// `<name>+<first 8 hex of sha256 of the file>`.
+    pub version: String,
+    /// Qualification threshold.
+    pub sales_ready: f64,
+    /// Re-arm when the score falls below this.
+    pub rearm_below: f64,
+    /// Minimum fit to qualify.
+    pub min_fit: f64,
+    /// Bot filter.
+    pub bot_filter: BotFilter,
+    /// Engagement rules in file order.
+    pub engagement: Vec<EngagementRule>,
+    /// Fit rules in file order.
+    pub fit: Vec<FitRule>,
+    /// Predictive calibration, when the file has a `[model]` table.
+    pub model: Option<Model>,
+    /// Profile fields any fit rule reads, sorted: the only ones the state keeps.
+    pub profile_fields: Vec<String>,
+    by_type: [Vec<u16>; 4],
+    by_key: HashMap<u32, u16>,
+}
+
+impl Rules {
+    /// Reads, validates and compiles a rules file.
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let bytes = std::fs::read(path).map_err(|e| RulesError {
+            file: path.to_path_buf(),
+            location: "file".into(),
+            problem: format!("cannot read: {e}"),
+            fix: "pass an existing rules file (--rules FILE or LEADSCORE_RULES); examples/rules.toml is a starting point".into(),
+        })?;
+        Rules::from_bytes(path, &bytes)
+    }
+
+    /// Validates and compiles rules from bytes; `path` names the source in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Rules, RulesError> {
+        let err = |location: &str, problem: String, fix: &str| RulesError {
+            file: path.to_path_buf(),
+            location: location.to_string(),
+            problem,
+            fix: fix.to_string(),
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| err("file", format!("not UTF-8: {e}"), "save the file as UTF-8"))?;
+        let raw: RulesToml = toml::from_str(text).map_err(|e| {
+            err(
+                "TOML",
+                e.to_string().trim_end().to_string(),
+                "see the rules file format in SPEC §3 and examples/rules.toml",
+            )
+        })?;
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let version = format!("{}+{}", raw.name, hex);
+
+        let t = &raw.threshold;
+        if !t.sales_ready.is_finite() {
+            return Err(err(
+                "[threshold]",
+                "sales_ready must be a finite number".into(),
+                "set sales_ready = 100.0 or similar",
+            ));
+        }
+        let rearm_below = t.rearm_below.unwrap_or(t.sales_ready / 2.0);
+        if !rearm_below.is_finite() || rearm_below >= t.sales_ready {
+            return Err(err(
+                "[threshold]",
+                format!(
+                    "rearm_below ({rearm_below}) must be below sales_ready ({})",
+                    t.sales_ready
+                ),
+                "lower rearm_below or remove it (default: sales_ready / 2)",
+            ));
+        }
+        if !t.min_fit.is_finite() {
+            return Err(err(
+                "[threshold]",
+                "min_fit must be a finite number".into(),
+                "set min_fit = 0.0 or remove it",
+            ));
+        }
+        let default_half_life = parse_half_life(&raw.decay.half_life)
+            .map_err(|p| err("[decay] half_life", p, HALF_LIFE_FIX))?;
+
+        let bf = &raw.bot_filter;
+        if !(bf.min_seconds_after_send.is_finite() && bf.min_seconds_after_send >= 0.0) {
+            return Err(err(
+                "[bot_filter] min_seconds_after_send",
+                format!("must be ≥ 0, got {}", bf.min_seconds_after_send),
+                "use a number of seconds such as 2",
+            ));
+        }
+        let mut pats = Vec::new();
+        for (i, p) in bf.user_agent_contains.iter().enumerate() {
+            if p.is_empty() {
+                return Err(err(
+                    "[bot_filter] user_agent_contains",
+                    format!("entry #{} is empty and would match every user agent", i + 1),
+                    "remove the empty string",
+                ));
+            }
+            pats.push(regex::escape(p));
+        }
+        let ua_re = if pats.is_empty() {
+            None
+        } else {
+            Some(Regex::new(&format!("(?i){}", pats.join("|"))).map_err(|e| {
+                err(
+                    "[bot_filter] user_agent_contains",
+                    e.to_string(),
+                    "shorten the list",
+                )
+            })?)
+        };
+        let bot_filter = BotFilter {
+            min_after_send: bf.min_seconds_after_send * 1e6,
+            user_agent: ua_re,
+        };
+
+        let mut names: HashSet<String> = HashSet::new();
+        let mut by_key: HashMap<u32, u16> = HashMap::new();
+        let mut by_type: [Vec<u16>; 4] = Default::default();
+        let mut engagement = Vec::new();
+        if raw.engagement.len() > u16::MAX as usize {
+            return Err(err(
+                "[[engagement]]",
+                "too many rules".into(),
+                "keep fewer than 65535",
+            ));
+        }
+        for (i, r) in raw.engagement.into_iter().enumerate() {
+            let loc = format!("[[engagement]] #{} \"{}\"", i + 1, r.name);
+            check_name(&r.name, &mut names).map_err(|(p, f)| err(&loc, p, f))?;
+            let on = EventType::parse(&r.on).ok_or_else(|| {
+                err(
+                    &loc,
+                    format!("field `on`: unknown event type `{}`", r.on),
+                    "use page_view, email_open, click or form_conversion",
+                )
+            })?;
+            let not_for = |field: &str, allowed: &[EventType]| -> Result<(), RulesError> {
+                if allowed.contains(&on) {
+                    Ok(())
+                } else {
+                    let names: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
+                    Err(err(
+                        &loc,
+                        format!("field `{field}` can never match {on} events"),
+                        &format!(
+                            "remove `{field}` or set on = {}",
+                            names
+                                .iter()
+                                .map(|n| format!("\"{n}\""))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
+                    ))
+                }
+            };
+            if r.campaign_id.is_some() {
+                not_for("campaign_id", &[EventType::EmailOpen, EventType::Click])?;
+            }
+            if r.form_id.is_some() {
+                not_for("form_id", &[EventType::FormConversion])?;
+            }
+            if r.offer_stage.is_some() {
+                not_for("offer_stage", &[EventType::FormConversion])?;
+            }
+            if r.min_duration_s.is_some() {
+                not_for("min_duration_s", &[EventType::PageView])?;
+            }
+            let offer_stage = match &r.offer_stage {
+                Some(s) => Some(OfferStage::parse(s).ok_or_else(|| {
+                    err(
+                        &loc,
+                        format!("field `offer_stage`: unknown stage `{s}`"),
+                        "use tofu, mofu or bofu",
+                    )
+                })?),
+                None => None,
+            };
+            let url_regex = match &r.url_regex {
+                Some(s) => Some(Regex::new(s).map_err(|e| {
+                    err(
+                        &loc,
+                        format!("field `url_regex`: invalid regex: {e}"),
+                        "fix the regular expression (Rust regex syntax; no look-around)",
+                    )
+                })?),
+                None => None,
+            };
+            if let Some(m) = r.min_duration_s {
+                if !(m.is_finite() && m >= 0.0) {
+                    return Err(err(
+                        &loc,
+                        format!("field `min_duration_s` must be ≥ 0, got {m}"),
+                        "use a number of seconds",
+                    ));
+                }
+            }
+            if !r.points.is_finite() {
+                return Err(err(
+                    &loc,
+                    "field `points` must be a finite number".into(),
+                    "set points = 10.0 or similar",
+                ));
+            }
+            let half_life = match &r.half_life {
+                Some(h) => parse_half_life(h).map_err(|p| {
+                    err(&loc, format!("field `half_life`: {p}"), HALF_LIFE_FIX)
+                })?,
+                None => default_half_life,
+            };
+            let max_per_day = match r.max_per_day {
+                None => None,
+                Some(n) if n >= 1 && n <= u32::MAX as i64 => Some(n as u32),
+                Some(n) => {
+                    return Err(err(
+                        &loc,
+                        format!("field `max_per_day` must be ≥ 1, got {n}"),
+                        "use a positive count, or remove the rule to disable it",
+                    ))
+                }
+            };
+            let key = rule_key(&r.name);
+            let idx = engagement.len() as u16;
+            if let Some(other) = by_key.insert(key, idx) {
+                let other: &EngagementRule = &engagement[other as usize];
+                return Err(err(
+                    &loc,
+                    format!("the name hashes to the same key as \"{}\"", other.name),
+                    "rename one of the two rules",
+                ));
+            }
+            by_type[on.index()].push(idx);
+            engagement.push(EngagementRule {
+                name: r.name,
+                key,
+                on,
+                criteria: Criteria {
+                    url_path_prefix: r.url_path_prefix,
+                    url_contains: r.url_contains,
+                    url_regex,
+                    campaign_id: r.campaign_id,
+                    form_id: r.form_id,
+                    offer_stage,
+                    min_duration_s: r.min_duration_s,
+                },
+                points: r.points,
+                half_life,
+                max_per_day,
+            });
+        }
+
+        let mut fit = Vec::new();
+        for (i, r) in raw.fit.into_iter().enumerate() {
+            let loc = format!("[[fit]] #{} \"{}\"", i + 1, r.name);
+            check_name(&r.name, &mut names).map_err(|(p, f)| err(&loc, p, f))?;
+            if r.field.is_empty() {
+                return Err(err(
+                    &loc,
+                    "field `field` is empty".into(),
+                    "name the profile field, e.g. field = \"job_title\"",
+                ));
+            }
+            if !r.points.is_finite() {
+                return Err(err(
+                    &loc,
+                    "field `points` must be a finite number".into(),
+                    "set points = 10.0 or similar",
+                ));
+            }
+            let given = [
+                r.matches.is_some(),
+                r.equals.is_some(),
+                r.in_.is_some(),
+                r.range.is_some(),
+                r.exists.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if given != 1 {
+                return Err(err(
+                    &loc,
+                    format!("needs exactly one condition, got {given}"),
+                    "keep exactly one of: matches, equals, in, range, exists",
+                ));
+            }
+            let condition = if let Some(m) = r.matches {
+                FitCondition::Matches(Regex::new(&m).map_err(|e| {
+                    err(
+                        &loc,
+                        format!("field `matches`: invalid regex: {e}"),
+                        "fix the regular expression (Rust regex syntax; no look-around)",
+                    )
+                })?)
+            } else if let Some(v) = r.equals {
+                FitCondition::Equals(
+                    toml_scalar_text(&v)
+                        .ok_or_else(|| {
+                            err(
+                                &loc,
+                                "field `equals` must be a string or a number".into(),
+                                "quote the value",
+                            )
+                        })?
+                        .to_lowercase(),
+                )
+            } else if let Some(list) = r.in_ {
+                let mut out = Vec::new();
+                for v in &list {
+                    out.push(
+                        toml_scalar_text(v)
+                            .ok_or_else(|| {
+                                err(
+                                    &loc,
+                                    "field `in` must list strings or numbers".into(),
+                                    "quote the values",
+                                )
+                            })?
+                            .to_lowercase(),
+                    );
+                }
+                if out.is_empty() {
+                    return Err(err(
+                        &loc,
+                        "field `in` is empty and can never hold".into(),
+                        "list at least one value",
+                    ));
+                }
+                FitCondition::In(out)
+            } else if let Some(range) = r.range {
+                match range.as_slice() {
+                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                        FitCondition::Range(*lo, *hi)
+                    }
+                    _ => {
+                        return Err(err(
+                            &loc,
+                            format!("field `range` must be [low, high] with low ≤ high, got {range:?}"),
+                            "write range = [50, 5000]",
+                        ))
+                    }
+                }
+            } else if r.exists == Some(true) {
+                FitCondition::Exists
+            } else {
+                return Err(err(
+                    &loc,
+                    "`exists = false` is not a condition".into(),
+                    "use exists = true, or remove the rule",
+                ));
+            };
+            fit.push(FitRule {
+                name: r.name,
+                field: r.field,
+                condition,
+                points: r.points,
+            });
+        }
+
+        let model = match raw.model {
+            None => None,
+            Some(m) if m.intercept.is_finite() && m.scale.is_finite() && m.scale > 0.0 => {
+                Some(Model {
+                    intercept: m.intercept,
+                    scale: m.scale,
+                })
+            }
+            Some(_) => {
+                return Err(err(
+                    "[model]",
+                    "intercept must be finite and scale a positive number".into(),
+                    "regenerate the file with `leadscore train`",
+                ))
+            }
+        };
+
+        let mut profile_fields: Vec<String> = fit.iter().map(|f| f.field.clone()).collect();
+        profile_fields.sort();
+        profile_fields.dedup();
+
+        Ok(Rules {
+            name: raw.name,
+            version,
+            sales_ready: t.sales_ready,
+            rearm_below,
+            min_fit: t.min_fit,
+            bot_filter,
+            engagement,
+            fit,
+            model,
+            profile_fields,
+            by_type,
+            by_key,
+        })
+    }
+
+    /// Indices of the engagement rules for an event type.
+    #[inline]
+    pub fn rules_for(&self, kind: EventType) -> &[u16] {
+        &self.by_type[kind.index()]
+    }
+
+    /// The engagement rule index for a persisted rule key.
+    pub fn index_of_key(&self, key: u32) -> Option<u16> {
+        self.by_key.get(&key).copied()
+    }
+
+    /// The fit score of a profile: `lookup(field)` gives the current value of a field.
+    pub fn fit_score<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> f64 {
+        self.fit
+            .iter()
+            .filter(|r| lookup(&r.field).is_some_and(|v| r.condition.holds(v)))
+            .map(|r| r.points)
+            .sum()
+    }
+}
+
+const HALF_LIFE_FIX: &str =
+    "use a humantime duration such as \"12h\", \"7d\", \"30d\", or \"never\" for no decay";
+
+/// Parses a half-life: humantime, or `never` (no decay).
+pub fn parse_half_life(s: &str) -> Result<Option<Micros>, String> {
+    if s.trim() == "never" {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}`: {e}"))?;
+    let us = d.as_micros();
+    if us == 0 || us > i64::MAX as u128 {
+        return Err(format!("half-life `{s}` must be positive and finite"));
+    }
+    Ok(Some(us as Micros))
+}
+
+/// Stable 32-bit key of a rule name (xxh3), used instead of the name in persisted state.
+pub fn rule_key(name: &str) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
+}
+
+fn check_name(name: &str, seen: &mut HashSet<String>) -> Result<(), (String, &'static str)> {
+    if name.trim().is_empty() {
+        return Err((
+            "field `name` is empty".into(),
+            "give every rule a unique, non-empty name",
+        ));
+    }
+    if !seen.insert(name.to_string()) {
+        return Err((
+            format!("duplicate rule name \"{name}\" (names are unique across engagement and fit rules)"),
+            "rename one of the rules",
+        ));
+    }
+    Ok(())
+}
+
+fn toml_scalar_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(crate::event::number_text(*f)),
+        _ => None,
+    }
+}

@@ -1,0 +1,413 @@
+//! Per-lead scoring state and its versioned binary encoding (what the durable store and the
+//! changelog persist).
+//!
+//! Encoding v1, little-endian; `var` = LEB128 varint, `zvar` = zig-zag varint:
+//! ```text
+//! u8 version=1 | i64 clock | u8 flags(bit0 armed) | var sequence | f64 fit
+//! var n | n × (u32 rule_key, f64 value)                         engagement accumulators
+//! var n | n × (u32 rule_key, zvar utc_day, var count)           cap counters
+//! u8 len | u8 head | len × 6-byte event-id hash                 dedup ring
+//! var n | n × (var len, field, var len, value, i64 ts)          profile (fit fields only)
+//! ```
+//! Rules are referenced by a stable 32-bit key of their name, so state survives a rules reload
+//! that reorders rules. Accumulators of rules that no longer exist are dropped on decode.
+
+use crate::rules::Rules;
+use crate::time::Micros;
+
+/// How many recent scored event ids a lead remembers for deduplication (SPEC §4.6).
+pub const DEDUP_WINDOW: usize = 16;
+/// Cap counters are kept for this many UTC days behind the lead clock; a late event older than
+/// that for a capped rule contributes nothing (its day's count is no longer known).
+pub const CAP_WINDOW_DAYS: i32 = 7;
+const ID_HASH_MASK: u64 = (1 << 48) - 1;
+const FORMAT_VERSION: u8 = 1;
+const NO_CLOCK: Micros = i64::MIN;
+
+/// One rule's accumulated, decayed contribution at the lead clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Accumulator {
+    /// Engagement rule index in the current [`Rules`].
+    pub rule: u16,
+    /// Contribution at the lead clock.
+    pub value: f64,
+}
+
+/// Applications of a capped rule on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapCount {
+    /// Engagement rule index.
+    pub rule: u16,
+    /// UTC day (days since epoch).
+    pub day: i32,
+    /// Applications so far.
+    pub count: u32,
+}
+
+/// The latest value of one profile field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileField {
+    /// Field name.
+    pub field: Box<str>,
+    /// Value as rules read it.
+    pub value: Box<str>,
+    /// `ts` of the form that set it.
+    pub ts: Micros,
+}
+
+/// Everything the engine remembers about one lead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadState {
+    pub(crate) clock: Micros,
+    pub(crate) sequence: u32,
+    pub(crate) armed: bool,
+    pub(crate) fit: f64,
+    pub(crate) engagement: Vec<Accumulator>,
+    pub(crate) caps: Vec<CapCount>,
+    recent: [u64; DEDUP_WINDOW],
+    recent_len: u8,
+    recent_head: u8,
+    pub(crate) profile: Vec<ProfileField>,
+}
+
+impl Default for LeadState {
+    fn default() -> Self {
+        LeadState {
+            clock: NO_CLOCK,
+            sequence: 0,
+            armed: true,
+            fit: 0.0,
+            engagement: Vec::new(),
+            caps: Vec::new(),
+            recent: [0; DEDUP_WINDOW],
+            recent_len: 0,
+            recent_head: 0,
+            profile: Vec::new(),
+        }
+    }
+}
+
+/// 48-bit hash of an event id, as kept in the dedup ring.
+#[inline]
+pub fn event_id_hash(event_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes()) & ID_HASH_MASK
+}
+
+impl LeadState {
+    /// A lead never seen before: armed, no clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The lead clock (largest `ts` of its scored events), if any event was scored.
+    pub fn clock(&self) -> Option<Micros> {
+        (self.clock != NO_CLOCK).then_some(self.clock)
+    }
+
+    /// Qualifications so far.
+    pub fn sequence(&self) -> u32 {
+        self.sequence
+    }
+
+    /// Would the next crossing emit `sales_ready`?
+    pub fn armed(&self) -> bool {
+        self.armed
+    }
+
+    /// Fit score on the current profile.
+    pub fn fit(&self) -> f64 {
+        self.fit
+    }
+
+    /// Engagement score at the lead clock.
+    pub fn engagement(&self) -> f64 {
+        self.engagement.iter().map(|a| a.value).sum()
+    }
+
+    /// `fit + engagement` at the lead clock.
+    pub fn score(&self) -> f64 {
+        self.fit + self.engagement()
+    }
+
+    /// Per-rule accumulators.
+    pub fn accumulators(&self) -> &[Accumulator] {
+        &self.engagement
+    }
+
+    /// Profile fields the rules read.
+    pub fn profile(&self) -> &[ProfileField] {
+        &self.profile
+    }
+
+    /// The current value of a profile field.
+    pub fn profile_value(&self, field: &str) -> Option<&str> {
+        self.profile
+            .iter()
+            .find(|p| &*p.field == field)
+            .map(|p| &*p.value)
+    }
+
+    /// Was this event id hash among the last [`DEDUP_WINDOW`] scored?
+    #[inline]
+    pub(crate) fn seen(&self, h: u64) -> bool {
+        self.recent[..self.recent_len as usize].contains(&h)
+    }
+
+    /// Remembers a scored event id hash, forgetting the oldest beyond the window.
+    #[inline]
+    pub(crate) fn remember(&mut self, h: u64) {
+        if (self.recent_len as usize) < DEDUP_WINDOW {
+            self.recent[self.recent_len as usize] = h;
+            self.recent_len += 1;
+        } else {
+            self.recent[self.recent_head as usize] = h;
+            self.recent_head = ((self.recent_head as usize + 1) % DEDUP_WINDOW) as u8;
+        }
+    }
+
+    /// Adds to a rule's accumulator.
+    #[inline]
+    pub(crate) fn add(&mut self, rule: u16, value: f64) {
+        match self.engagement.iter_mut().find(|a| a.rule == rule) {
+            Some(a) => a.value += value,
+            None => self.engagement.push(Accumulator { rule, value }),
+        }
+    }
+
+    /// Counts one application of a capped rule on `day`; false when the cap is reached or the
+    /// day is behind the cap window (`horizon`).
+    #[inline]
+    pub(crate) fn take_cap(&mut self, rule: u16, day: i32, max: u32, horizon: i32) -> bool {
+        if day < horizon {
+            return false;
+        }
+        match self
+            .caps
+            .iter_mut()
+            .find(|c| c.rule == rule && c.day == day)
+        {
+            Some(c) if c.count >= max => false,
+            Some(c) => {
+                c.count += 1;
+                true
+            }
+            None => {
+                self.caps.push(CapCount {
+                    rule,
+                    day,
+                    count: 1,
+                });
+                true
+            }
+        }
+    }
+
+    /// Bytes of memory this state occupies (inline plus heap), excluding allocator overhead.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.engagement.capacity() * std::mem::size_of::<Accumulator>()
+            + self.caps.capacity() * std::mem::size_of::<CapCount>()
+            + self.profile.capacity() * std::mem::size_of::<ProfileField>()
+            + self
+                .profile
+                .iter()
+                .map(|p| p.field.len() + p.value.len())
+                .sum::<usize>()
+    }
+
+    /// Serializes the state (format v1, see module docs).
+    pub fn encode(&self, rules: &Rules, out: &mut Vec<u8>) {
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&self.clock.to_le_bytes());
+        out.push(self.armed as u8);
+        put_var(out, self.sequence as u64);
+        out.extend_from_slice(&self.fit.to_le_bytes());
+        put_var(out, self.engagement.len() as u64);
+        for a in &self.engagement {
+            out.extend_from_slice(&rules.engagement[a.rule as usize].key.to_le_bytes());
+            out.extend_from_slice(&a.value.to_le_bytes());
+        }
+        put_var(out, self.caps.len() as u64);
+        for c in &self.caps {
+            out.extend_from_slice(&rules.engagement[c.rule as usize].key.to_le_bytes());
+            put_var(out, zigzag(c.day as i64));
+            put_var(out, c.count as u64);
+        }
+        out.push(self.recent_len);
+        out.push(self.recent_head);
+        for h in &self.recent[..self.recent_len as usize] {
+            out.extend_from_slice(&h.to_le_bytes()[..6]);
+        }
+        put_var(out, self.profile.len() as u64);
+        for p in &self.profile {
+            put_var(out, p.field.len() as u64);
+            out.extend_from_slice(p.field.as_bytes());
+            put_var(out, p.value.len() as u64);
+            out.extend_from_slice(p.value.as_bytes());
+            out.extend_from_slice(&p.ts.to_le_bytes());
+        }
+    }
+
+    /// Serializes into a new buffer.
+    pub fn to_bytes(&self, rules: &Rules) -> Vec<u8> {
+        let mut v = Vec::with_capacity(96);
+        self.encode(rules, &mut v);
+        v
+    }
+
+    /// Deserializes state written by [`LeadState::encode`] against (possibly other) rules.
+    pub fn decode(rules: &Rules, bytes: &[u8]) -> Result<LeadState, StateDecodeError> {
+        let mut r = Reader { b: bytes, pos: 0 };
+        let version = r.u8()?;
+        if version != FORMAT_VERSION {
+            return Err(StateDecodeError(format!(
+                "unsupported state format version {version} (this build reads {FORMAT_VERSION})"
+            )));
+        }
+        let mut st = LeadState {
+            clock: r.i64()?,
+            ..LeadState::default()
+        };
+        st.armed = r.u8()? & 1 == 1;
+        st.sequence = r.var()? as u32;
+        st.fit = r.f64()?;
+        let n = r.var()? as usize;
+        for _ in 0..n {
+            let key = r.u32()?;
+            let value = r.f64()?;
+            if let Some(rule) = rules.index_of_key(key) {
+                st.engagement.push(Accumulator { rule, value });
+            }
+        }
+        let n = r.var()? as usize;
+        for _ in 0..n {
+            let key = r.u32()?;
+            let day = unzigzag(r.var()?) as i32;
+            let count = r.var()? as u32;
+            if let Some(rule) = rules.index_of_key(key) {
+                st.caps.push(CapCount { rule, day, count });
+            }
+        }
+        st.recent_len = r.u8()?;
+        st.recent_head = r.u8()?;
+        if st.recent_len as usize > DEDUP_WINDOW || st.recent_head as usize >= DEDUP_WINDOW {
+            return Err(StateDecodeError("corrupt dedup ring".into()));
+        }
+        for i in 0..st.recent_len as usize {
+            let b = r.take(6)?;
+            let mut x = [0u8; 8];
+            x[..6].copy_from_slice(b);
+            st.recent[i] = u64::from_le_bytes(x);
+        }
+        let n = r.var()? as usize;
+        for _ in 0..n {
+            let field = r.string()?;
+            let value = r.string()?;
+            let ts = r.i64()?;
+            st.profile.push(ProfileField {
+                field: field.into(),
+                value: value.into(),
+                ts,
+            });
+        }
+        if r.pos != bytes.len() {
+            return Err(StateDecodeError(format!(
+                "{} trailing bytes",
+                bytes.len() - r.pos
+            )));
+        }
+        Ok(st)
+    }
+}
+
+/// Persisted state that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode lead state: {0}")]
+pub struct StateDecodeError(String);
+
+fn put_var(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StateDecodeError> {
+        if self.pos + n > self.b.len() {
+            return Err(StateDecodeError("truncated".into()));
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, StateDecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, StateDecodeError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn i64(&mut self) -> Result<i64, StateDecodeError> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn f64(&mut self) -> Result<f64, StateDecodeError> {
+        Ok(f64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn var(&mut self) -> Result<u64, StateDecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(StateDecodeError("varint too long".into()))
+    }
+    fn string(&mut self) -> Result<String, StateDecodeError> {
+        let n = self.var()? as usize;
+        let b = self.take(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| StateDecodeError("profile not UTF-8".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zigzag_round_trips() {
+        for v in [0i64, 1, -1, 20_000, -20_000, i32::MAX as i64, i32::MIN as i64] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    #[test]
+    fn dedup_ring_forgets_the_oldest() {
+        let mut s = LeadState::new();
+        for i in 0..DEDUP_WINDOW as u64 {
+            s.remember(i);
+        }
+        assert!(s.seen(0));
+        s.remember(100);
+        assert!(!s.seen(0), "oldest evicted");
+        assert!(s.seen(1) && s.seen(100));
+        s.remember(101);
+        assert!(!s.seen(1));
+        assert!(s.seen(2));
+    }
+}
