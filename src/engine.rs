@@ -141,7 +141,10 @@ impl Engine {
         let mut signals: Vec<Signal> = rules
             .fit
             .iter()
-            .filter(|r| st.profile_value(&r.field).is_some_and(|v| r.condition.holds(v)))
+            .filter(|r| {
+                st.profile_value(&r.field)
+                    .is_some_and(|v| r.condition.holds(v))
+            })
             .map(|r| Signal {
                 rule: r.name.clone(),
                 points: r.points,
@@ -199,7 +202,12 @@ impl Engine {
 /// Returns whether anything changed.
 fn update_profile(rules: &Rules, st: &mut LeadState, ev: &Event<'_>) -> bool {
     let mut changed = false;
-    let wanted = |f: &str| rules.profile_fields.binary_search_by(|x| x.as_str().cmp(f)).is_ok();
+    let wanted = |f: &str| {
+        rules
+            .profile_fields
+            .binary_search_by(|x| x.as_str().cmp(f))
+            .is_ok()
+    };
     let mut set = |field: &str, value: &str, st: &mut LeadState| match st
         .profile
         .iter_mut()

@@ -388,8 +388,9 @@ fn preview(s: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PayloadFormat {
-    /// JSON if the payload starts with `{` (after whitespace), else Protobuf. Unambiguous: a
-    /// Protobuf message can never start with `{` (field 15, deprecated group wire type).
+    /// JSON if the payload starts with `{` or `[` (after whitespace), else Protobuf. Unambiguous:
+    /// a `LeadEvent` can never start with those bytes (deprecated group wire type). Text that is
+    /// not Protobuf either is reported as bad JSON.
     #[default]
     Auto,
     /// Always JSON.
@@ -404,18 +405,29 @@ pub fn decode<'a>(
     key: Option<&[u8]>,
     format: PayloadFormat,
 ) -> Result<Event<'a>, InvalidEvent> {
-    let json = match format {
-        PayloadFormat::Json => true,
-        PayloadFormat::Protobuf => false,
-        PayloadFormat::Auto => payload
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_none_or(|b| *b == b'{'),
-    };
-    let ev = if json {
-        decode_json(payload)?
-    } else {
-        decode_protobuf(payload)?
+    let ev = match format {
+        PayloadFormat::Json => decode_json(payload)?,
+        PayloadFormat::Protobuf => decode_protobuf(payload)?,
+        PayloadFormat::Auto => {
+            match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') | Some(b'[') | None => decode_json(payload)?,
+                Some(_) => match decode_protobuf(payload) {
+                    Ok(ev) => ev,
+                    // Not Protobuf either: text is far more likely meant as JSON.
+                    Err(InvalidEvent::BadProtobuf(pb)) => match std::str::from_utf8(payload) {
+                        Ok(text)
+                            if !text
+                                .chars()
+                                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') =>
+                        {
+                            return Err(explain_json_error(payload, None))
+                        }
+                        _ => return Err(InvalidEvent::BadProtobuf(pb)),
+                    },
+                    Err(other) => return Err(other),
+                },
+            }
+        }
     };
     check_key(&ev, key)?;
     Ok(ev)
@@ -551,12 +563,12 @@ pub fn decode_json(payload: &[u8]) -> Result<Event<'_>, InvalidEvent> {
             offer_stage: raw.offer_stage,
             fields: raw.fields.map(|f| f.0).unwrap_or_default(),
         }),
-        Err(e) => Err(explain_json_error(payload, e)),
+        Err(e) => Err(explain_json_error(payload, Some(e))),
     }
 }
 
 /// The typed parse failed: find the precise reason on a generic parse of the same payload.
-fn explain_json_error(payload: &[u8], err: serde_json::Error) -> InvalidEvent {
+fn explain_json_error(payload: &[u8], err: Option<serde_json::Error>) -> InvalidEvent {
     let value: serde_json::Value = match serde_json::from_slice(payload) {
         Ok(v) => v,
         Err(e) => return InvalidEvent::BadJson(e.to_string()),
@@ -617,7 +629,10 @@ fn explain_json_error(payload: &[u8], err: serde_json::Error) -> InvalidEvent {
             }
         }
     }
-    InvalidEvent::BadJson(err.to_string())
+    match err {
+        Some(e) => InvalidEvent::BadJson(e.to_string()),
+        None => InvalidEvent::BadJson("payload must be one JSON object".into()),
+    }
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -633,14 +648,17 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// Decodes and validates a Protobuf `leadscore.v1.LeadEvent` payload.
 pub fn decode_protobuf(payload: &[u8]) -> Result<Event<'static>, InvalidEvent> {
-    let p = proto::LeadEvent::decode(payload)
-        .map_err(|e| InvalidEvent::BadProtobuf(e.to_string()))?;
-    let nonempty = |s: String| if s.is_empty() { None } else { Some(Cow::Owned(s)) };
+    let p =
+        proto::LeadEvent::decode(payload).map_err(|e| InvalidEvent::BadProtobuf(e.to_string()))?;
+    let nonempty = |s: String| {
+        if s.is_empty() {
+            None
+        } else {
+            Some(Cow::Owned(s))
+        }
+    };
     let mut fields = Vec::with_capacity(p.fields.len());
-    // Protobuf maps have no order; sort by name so decoding is deterministic.
-    let mut entries: Vec<_> = p.fields.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (k, v) in entries {
+    for (k, v) in p.fields {
         let value = match v.kind {
             Some(proto::field_value::Kind::StringValue(s)) => FieldValue::Str(Cow::Owned(s)),
             Some(proto::field_value::Kind::NumberValue(n)) => FieldValue::Num(n),
@@ -743,7 +761,10 @@ fn validate(f: Fields<'_>) -> Result<Event<'_>, InvalidEvent> {
         })?),
         None => None,
     };
-    for (k, v) in &f.fields {
+    let mut fields = f.fields;
+    // Canonical order (by name, stable): both encodings decode to the same value.
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in &fields {
         if let FieldValue::Num(n) = v {
             if !n.is_finite() {
                 return Err(InvalidEvent::BadValue {
@@ -765,6 +786,6 @@ fn validate(f: Fields<'_>) -> Result<Event<'_>, InvalidEvent> {
         user_agent: f.user_agent,
         form_id: f.form_id,
         offer_stage,
-        fields: f.fields,
+        fields,
     })
 }

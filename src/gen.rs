@@ -161,8 +161,18 @@ const LAST: [&str; 10] = [
     "smith", "garcia", "kim", "novak", "okafor", "rossi", "patel", "muller", "silva", "tanaka",
 ];
 const COMPANIES: [&str; 12] = [
-    "acme", "globex", "initech", "umbrella", "hooli", "vandelay", "stark", "wayne", "tyrell",
-    "soylent", "cyberdyne", "wonka",
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "vandelay",
+    "stark",
+    "wayne",
+    "tyrell",
+    "soylent",
+    "cyberdyne",
+    "wonka",
 ];
 const FREE_MAIL: [&str; 3] = ["gmail.com", "outlook.com", "yahoo.com"];
 const BOT_AGENTS: [&str; 4] = [
@@ -271,8 +281,7 @@ pub fn generate(cfg: &GenConfig) -> Generated {
     for i in 0..cfg.leads {
         let lead_id = format!("L-{:06}", i + 1);
         let z: f64 = normal.sample(&mut rng);
-        let created =
-            cfg.start + (rng.random::<f64>() * 0.8 * (end - cfg.start) as f64) as Micros;
+        let created = cfg.start + (rng.random::<f64>() * 0.8 * (end - cfg.start) as f64) as Micros;
         let mut g = LeadGen {
             rng: &mut rng,
             lead_id: lead_id.clone(),
@@ -376,21 +385,40 @@ pub fn generate(cfg: &GenConfig) -> Generated {
                     FieldValue::Num(size)
                 };
                 ev.fields = vec![
-                    (Cow::Borrowed("email"), FieldValue::Str(Cow::Owned(email.clone()))),
-                    (Cow::Borrowed("job_title"), FieldValue::Str(Cow::Borrowed(title))),
-                    (Cow::Borrowed("industry"), FieldValue::Str(Cow::Borrowed(industry))),
+                    (
+                        Cow::Borrowed("email"),
+                        FieldValue::Str(Cow::Owned(email.clone())),
+                    ),
+                    (
+                        Cow::Borrowed("job_title"),
+                        FieldValue::Str(Cow::Borrowed(title)),
+                    ),
+                    (
+                        Cow::Borrowed("industry"),
+                        FieldValue::Str(Cow::Borrowed(industry)),
+                    ),
                     (Cow::Borrowed("company_size"), size_value),
-                    (Cow::Borrowed("country"), FieldValue::Str(Cow::Borrowed(country))),
+                    (
+                        Cow::Borrowed("country"),
+                        FieldValue::Str(Cow::Borrowed(country)),
+                    ),
                 ];
             } else if g.rng.random::<f64>() < 0.15 {
                 // A later form with an updated title (promotion or a more honest answer).
                 let up = (tier + 1).min(3);
                 let t2 = TITLES[up][g.rng.random_range(0..TITLES[up].len())];
                 ev.fields = vec![
-                    (Cow::Borrowed("email"), FieldValue::Str(Cow::Owned(email.clone()))),
-                    (Cow::Borrowed("job_title"), FieldValue::Str(Cow::Borrowed(t2))),
+                    (
+                        Cow::Borrowed("email"),
+                        FieldValue::Str(Cow::Owned(email.clone())),
+                    ),
+                    (
+                        Cow::Borrowed("job_title"),
+                        FieldValue::Str(Cow::Borrowed(t2)),
+                    ),
                 ];
             }
+            ev.fields.sort_by(|a, b| a.0.cmp(&b.0));
             g.events.push(ev);
         }
 

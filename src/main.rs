@@ -135,14 +135,20 @@ fn cmd_replay(a: ReplayArgs) -> Result<ExitCode> {
 
 fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
     let start = parse_rfc3339(&a.start).with_context(|| {
-        format!("--start {}: not an RFC 3339 timestamp (e.g. 2026-11-01T00:00:00Z)", a.start)
+        format!(
+            "--start {}: not an RFC 3339 timestamp (e.g. 2026-11-01T00:00:00Z)",
+            a.start
+        )
     })?;
     for (name, v) in [
         ("--late-fraction", a.late_fraction),
         ("--duplicate-fraction", a.duplicate_fraction),
         ("--invalid-fraction", a.invalid_fraction),
     ] {
-        anyhow::ensure!((0.0..=1.0).contains(&v), "{name} must be within 0..1, got {v}");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&v),
+            "{name} must be within 0..1, got {v}"
+        );
     }
     let cfg = GenConfig {
         seed: a.seed,
@@ -156,7 +162,10 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let g = gen::generate(&cfg);
     if a.output == "-" {
-        gen::write_ndjson(&g.records, BufWriter::with_capacity(1 << 20, io::stdout().lock()))?;
+        gen::write_ndjson(
+            &g.records,
+            BufWriter::with_capacity(1 << 20, io::stdout().lock()),
+        )?;
     } else {
         let p = PathBuf::from(&a.output);
         gen::write_ndjson(&g.records, create(&p)?)?;

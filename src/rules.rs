@@ -547,9 +547,8 @@ impl Rules {
                 ));
             }
             let half_life = match &r.half_life {
-                Some(h) => parse_half_life(h).map_err(|p| {
-                    err(&loc, format!("field `half_life`: {p}"), HALF_LIFE_FIX)
-                })?,
+                Some(h) => parse_half_life(h)
+                    .map_err(|p| err(&loc, format!("field `half_life`: {p}"), HALF_LIFE_FIX))?,
                 None => default_half_life,
             };
             let max_per_day = match r.max_per_day {
@@ -628,71 +627,72 @@ impl Rules {
                     "keep exactly one of: matches, equals, in, range, exists",
                 ));
             }
-            let condition = if let Some(m) = r.matches {
-                FitCondition::Matches(Regex::new(&m).map_err(|e| {
-                    err(
-                        &loc,
-                        format!("field `matches`: invalid regex: {e}"),
-                        "fix the regular expression (Rust regex syntax; no look-around)",
-                    )
-                })?)
-            } else if let Some(v) = r.equals {
-                FitCondition::Equals(
-                    toml_scalar_text(&v)
-                        .ok_or_else(|| {
-                            err(
-                                &loc,
-                                "field `equals` must be a string or a number".into(),
-                                "quote the value",
-                            )
-                        })?
-                        .to_lowercase(),
-                )
-            } else if let Some(list) = r.in_ {
-                let mut out = Vec::new();
-                for v in &list {
-                    out.push(
-                        toml_scalar_text(v)
+            let condition =
+                if let Some(m) = r.matches {
+                    FitCondition::Matches(Regex::new(&m).map_err(|e| {
+                        err(
+                            &loc,
+                            format!("field `matches`: invalid regex: {e}"),
+                            "fix the regular expression (Rust regex syntax; no look-around)",
+                        )
+                    })?)
+                } else if let Some(v) = r.equals {
+                    FitCondition::Equals(
+                        toml_scalar_text(&v)
                             .ok_or_else(|| {
                                 err(
                                     &loc,
-                                    "field `in` must list strings or numbers".into(),
-                                    "quote the values",
+                                    "field `equals` must be a string or a number".into(),
+                                    "quote the value",
                                 )
                             })?
                             .to_lowercase(),
-                    );
-                }
-                if out.is_empty() {
-                    return Err(err(
-                        &loc,
-                        "field `in` is empty and can never hold".into(),
-                        "list at least one value",
-                    ));
-                }
-                FitCondition::In(out)
-            } else if let Some(range) = r.range {
-                match range.as_slice() {
-                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
-                        FitCondition::Range(*lo, *hi)
+                    )
+                } else if let Some(list) = r.in_ {
+                    let mut out = Vec::new();
+                    for v in &list {
+                        out.push(
+                            toml_scalar_text(v)
+                                .ok_or_else(|| {
+                                    err(
+                                        &loc,
+                                        "field `in` must list strings or numbers".into(),
+                                        "quote the values",
+                                    )
+                                })?
+                                .to_lowercase(),
+                        );
                     }
-                    _ => {
+                    if out.is_empty() {
                         return Err(err(
                             &loc,
-                            format!("field `range` must be [low, high] with low ≤ high, got {range:?}"),
-                            "write range = [50, 5000]",
-                        ))
+                            "field `in` is empty and can never hold".into(),
+                            "list at least one value",
+                        ));
                     }
-                }
-            } else if r.exists == Some(true) {
-                FitCondition::Exists
-            } else {
-                return Err(err(
-                    &loc,
-                    "`exists = false` is not a condition".into(),
-                    "use exists = true, or remove the rule",
-                ));
-            };
+                    FitCondition::In(out)
+                } else if let Some(range) = r.range {
+                    match range.as_slice() {
+                        [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                            FitCondition::Range(*lo, *hi)
+                        }
+                        _ => return Err(err(
+                            &loc,
+                            format!(
+                                "field `range` must be [low, high] with low ≤ high, got {range:?}"
+                            ),
+                            "write range = [50, 5000]",
+                        )),
+                    }
+                } else if r.exists == Some(true) {
+                    FitCondition::Exists
+                } else {
+                    return Err(err(
+                        &loc,
+                        "`exists = false` is not a condition".into(),
+                        "use exists = true, or remove the rule",
+                    ));
+                };
             fit.push(FitRule {
                 name: r.name,
                 field: r.field,
@@ -767,8 +767,8 @@ pub fn parse_half_life(s: &str) -> Result<Option<Micros>, String> {
     if s.trim() == "never" {
         return Ok(None);
     }
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}`: {e}"))?;
+    let d =
+        humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration `{s}`: {e}"))?;
     let us = d.as_micros();
     if us == 0 || us > i64::MAX as u128 {
         return Err(format!("half-life `{s}` must be positive and finite"));
@@ -790,7 +790,9 @@ fn check_name(name: &str, seen: &mut HashSet<String>) -> Result<(), (String, &'s
     }
     if !seen.insert(name.to_string()) {
         return Err((
-            format!("duplicate rule name \"{name}\" (names are unique across engagement and fit rules)"),
+            format!(
+                "duplicate rule name \"{name}\" (names are unique across engagement and fit rules)"
+            ),
             "rename one of the rules",
         ));
     }

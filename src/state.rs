@@ -391,7 +391,15 @@ mod tests {
 
     #[test]
     fn zigzag_round_trips() {
-        for v in [0i64, 1, -1, 20_000, -20_000, i32::MAX as i64, i32::MIN as i64] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            20_000,
+            -20_000,
+            i32::MAX as i64,
+            i32::MIN as i64,
+        ] {
             assert_eq!(unzigzag(zigzag(v)), v);
         }
     }

@@ -57,7 +57,10 @@ mod tests {
         let frac = parse_rfc3339("2026-11-28T10:00:00.25Z").unwrap();
         assert_eq!(frac - z, 250_000);
         assert!(parse_rfc3339("2026-11-28 10:00").is_none());
-        assert!(parse_rfc3339("2026-11-28T10:00:00").is_none(), "offset is required");
+        assert!(
+            parse_rfc3339("2026-11-28T10:00:00").is_none(),
+            "offset is required"
+        );
     }
 
     #[test]
