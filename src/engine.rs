@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::event::{Event, EventType, FieldValue};
 use crate::output::{LeadScore, SalesReady, Signal};
-use crate::rules::Rules;
+use crate::rules::{url_path, Rules};
 use crate::state::{event_id_hash, LeadState, ProfileField, CAP_WINDOW_DAYS};
 use crate::time::{decay_factor, format_rfc3339, utc_day, Micros};
 
@@ -57,8 +57,21 @@ impl Engine {
             None => ev.ts,
             Some(t) if ev.ts > t => {
                 let dt = ev.ts - t;
+                // One exp2 per distinct half-life, not per rule.
+                let mut factors = [f64::NAN; 8];
                 for a in &mut st.engagement {
-                    a.value *= decay_factor(dt, rules.engagement[a.rule as usize].half_life);
+                    let class = rules.engagement[a.rule as usize].decay_class as usize;
+                    let f = match factors.get(class) {
+                        Some(f) if !f.is_nan() => *f,
+                        _ => {
+                            let f = decay_factor(dt, rules.half_lives[class]);
+                            if class < factors.len() {
+                                factors[class] = f;
+                            }
+                            f
+                        }
+                    };
+                    a.value *= f;
                 }
                 if utc_day(ev.ts) != utc_day(t) {
                     let horizon = utc_day(ev.ts) - CAP_WINDOW_DAYS;
@@ -74,9 +87,13 @@ impl Engine {
         // Engagement rules for this event type; a late event's contribution decays to the clock.
         let day = utc_day(ev.ts);
         let horizon = utc_day(clock) - CAP_WINDOW_DAYS;
+        let path = match (&ev.url, rules.needs_path(ev.kind)) {
+            (Some(u), true) => Some(url_path(u)),
+            _ => None,
+        };
         for &i in rules.rules_for(ev.kind) {
             let rule = &rules.engagement[i as usize];
-            if !rule.criteria.matches(ev) {
+            if !rule.criteria.matches(ev, path) {
                 continue;
             }
             if let Some(max) = rule.max_per_day {

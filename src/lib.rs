@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod event;
 pub mod gen;
+pub mod leads;
 pub mod output;
 pub mod replay;
 pub mod rules;

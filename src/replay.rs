@@ -1,15 +1,11 @@
 //! `leadscore replay`: score an NDJSON event file offline with the exact streaming semantics.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Outcome};
 use crate::event::decode_json;
-use crate::state::LeadState;
-
-/// Lead id → state, with a fast, randomly seeded hasher.
-pub type LeadMap = HashMap<String, LeadState, ahash::RandomState>;
+use crate::leads::LeadTable;
 
 /// Counters printed at the end of a replay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,8 +51,8 @@ pub fn replay(
     mut out: impl Write,
     mut diag: impl Write,
     progress: bool,
-) -> std::io::Result<(LeadMap, ReplayStats)> {
-    let mut leads = LeadMap::default();
+) -> std::io::Result<(LeadTable, ReplayStats)> {
+    let mut leads = LeadTable::default();
     let mut stats = ReplayStats::default();
     let mut line = Vec::with_capacity(512);
     let mut line_no: u64 = 0;
@@ -80,11 +76,7 @@ pub fn replay(
                 continue;
             }
         };
-        let st = match leads.get_mut(ev.lead_id.as_ref()) {
-            Some(st) => st,
-            None => leads.entry(ev.lead_id.to_string()).or_default(),
-        };
-        match engine.apply(st, &ev) {
+        match engine.apply(leads.get_or_insert(&ev.lead_id), &ev) {
             Outcome::Scored(sr) => {
                 stats.scored += 1;
                 if let Some(sr) = sr {
@@ -110,7 +102,7 @@ pub fn replay(
         }
     }
     // A lead whose every event was bot activity has no scored event and no state worth keeping.
-    leads.retain(|_, st| st.clock().is_some());
+    leads.retain(|l| l.state.clock().is_some());
     stats.leads = leads.len() as u64;
     out.flush()?;
     Ok((leads, stats))
@@ -118,11 +110,13 @@ pub fn replay(
 
 /// Writes one `{"lead_id","score","fit_score","engagement_score","as_of"}` line per lead,
 /// sorted by lead id.
-pub fn write_scores(engine: &Engine, leads: &LeadMap, mut out: impl Write) -> std::io::Result<()> {
-    let mut ids: Vec<&String> = leads.keys().collect();
-    ids.sort();
-    for id in ids {
-        let s = engine.lead_score(id, &leads[id]);
+pub fn write_scores(
+    engine: &Engine,
+    leads: &LeadTable,
+    mut out: impl Write,
+) -> std::io::Result<()> {
+    for lead in leads.sorted() {
+        let s = engine.lead_score(&lead.id, &lead.state);
         serde_json::to_writer(&mut out, &s)?;
         out.write_all(b"\n")?;
     }

@@ -186,12 +186,13 @@ pub struct Criteria {
 }
 
 impl Criteria {
-    /// Do all criteria hold for this event?
-    pub fn matches(&self, ev: &Event<'_>) -> bool {
+    /// Do all criteria hold for this event? `path` is `url_path` of the event's URL (computed
+    /// once per event by the caller).
+    pub fn matches(&self, ev: &Event<'_>, path: Option<&str>) -> bool {
         let url = ev.url.as_deref();
         if let Some(p) = &self.url_path_prefix {
-            match url {
-                Some(u) if url_path(u).starts_with(p.as_str()) => {}
+            match path {
+                Some(path) if path.starts_with(p.as_str()) => {}
                 _ => return false,
             }
         }
@@ -235,7 +236,11 @@ impl Criteria {
 /// The path of a URL: after `scheme://host[:port]`, before `?` or `#`. A URL that is already a
 /// path (`/pricing?x`) is taken as one; anything else has an empty path.
 pub fn url_path(url: &str) -> &str {
-    let rest = match url.find("://") {
+    let scheme_end = url
+        .bytes()
+        .position(|b| b == b':')
+        .filter(|&i| url.as_bytes()[i + 1..].starts_with(b"//"));
+    let rest = match scheme_end {
         Some(i) => {
             let after = &url[i + 3..];
             match after.find(['/', '?', '#']) {
@@ -269,6 +274,8 @@ pub struct EngagementRule {
     pub half_life: Option<Micros>,
     /// Cap on applications per lead per UTC day.
     pub max_per_day: Option<u32>,
+    /// Index of `half_life` in [`Rules::half_lives`] (rules sharing a half-life decay together).
+    pub decay_class: u8,
 }
 
 /// The condition of a fit rule on one profile field.
@@ -357,7 +364,11 @@ pub struct Rules {
     pub model: Option<Model>,
     /// Profile fields any fit rule reads, sorted: the only ones the state keeps.
     pub profile_fields: Vec<String>,
+    /// Distinct half-lives of the engagement rules (at most 255).
+    pub half_lives: Vec<Option<Micros>>,
     by_type: [Vec<u16>; 4],
+    /// Per event type: does any of its rules need the URL path?
+    needs_path: [bool; 4],
     by_key: HashMap<u32, u16>,
 }
 
@@ -462,6 +473,8 @@ impl Rules {
         let mut by_key: HashMap<u32, u16> = HashMap::new();
         let mut by_type: [Vec<u16>; 4] = Default::default();
         let mut engagement = Vec::new();
+        let mut half_lives: Vec<Option<Micros>> = Vec::new();
+        let mut needs_path = [false; 4];
         if raw.engagement.len() > u16::MAX as usize {
             return Err(err(
                 "[[engagement]]",
@@ -562,6 +575,23 @@ impl Rules {
                     ))
                 }
             };
+            let decay_class = match half_lives.iter().position(|h| *h == half_life) {
+                Some(c) => c as u8,
+                None if half_lives.len() < 255 => {
+                    half_lives.push(half_life);
+                    (half_lives.len() - 1) as u8
+                }
+                None => {
+                    return Err(err(
+                        &loc,
+                        "more than 255 distinct half-lives".into(),
+                        "use fewer distinct half-life values",
+                    ))
+                }
+            };
+            if r.url_path_prefix.is_some() {
+                needs_path[on.index()] = true;
+            }
             let key = rule_key(&r.name);
             let idx = engagement.len() as u16;
             if let Some(other) = by_key.insert(key, idx) {
@@ -589,6 +619,7 @@ impl Rules {
                 points: r.points,
                 half_life,
                 max_per_day,
+                decay_class,
             });
         }
 
@@ -627,72 +658,73 @@ impl Rules {
                     "keep exactly one of: matches, equals, in, range, exists",
                 ));
             }
-            let condition =
-                if let Some(m) = r.matches {
-                    FitCondition::Matches(Regex::new(&m).map_err(|e| {
-                        err(
-                            &loc,
-                            format!("field `matches`: invalid regex: {e}"),
-                            "fix the regular expression (Rust regex syntax; no look-around)",
-                        )
-                    })?)
-                } else if let Some(v) = r.equals {
-                    FitCondition::Equals(
-                        toml_scalar_text(&v)
+            let condition = if let Some(m) = r.matches {
+                FitCondition::Matches(Regex::new(&m).map_err(|e| {
+                    err(
+                        &loc,
+                        format!("field `matches`: invalid regex: {e}"),
+                        "fix the regular expression (Rust regex syntax; no look-around)",
+                    )
+                })?)
+            } else if let Some(v) = r.equals {
+                FitCondition::Equals(
+                    toml_scalar_text(&v)
+                        .ok_or_else(|| {
+                            err(
+                                &loc,
+                                "field `equals` must be a string or a number".into(),
+                                "quote the value",
+                            )
+                        })?
+                        .to_lowercase(),
+                )
+            } else if let Some(list) = r.in_ {
+                let mut out = Vec::new();
+                for v in &list {
+                    out.push(
+                        toml_scalar_text(v)
                             .ok_or_else(|| {
                                 err(
                                     &loc,
-                                    "field `equals` must be a string or a number".into(),
-                                    "quote the value",
+                                    "field `in` must list strings or numbers".into(),
+                                    "quote the values",
                                 )
                             })?
                             .to_lowercase(),
-                    )
-                } else if let Some(list) = r.in_ {
-                    let mut out = Vec::new();
-                    for v in &list {
-                        out.push(
-                            toml_scalar_text(v)
-                                .ok_or_else(|| {
-                                    err(
-                                        &loc,
-                                        "field `in` must list strings or numbers".into(),
-                                        "quote the values",
-                                    )
-                                })?
-                                .to_lowercase(),
-                        );
+                    );
+                }
+                if out.is_empty() {
+                    return Err(err(
+                        &loc,
+                        "field `in` is empty and can never hold".into(),
+                        "list at least one value",
+                    ));
+                }
+                FitCondition::In(out)
+            } else if let Some(range) = r.range {
+                match range.as_slice() {
+                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                        FitCondition::Range(*lo, *hi)
                     }
-                    if out.is_empty() {
+                    _ => {
                         return Err(err(
-                            &loc,
-                            "field `in` is empty and can never hold".into(),
-                            "list at least one value",
-                        ));
-                    }
-                    FitCondition::In(out)
-                } else if let Some(range) = r.range {
-                    match range.as_slice() {
-                        [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
-                            FitCondition::Range(*lo, *hi)
-                        }
-                        _ => return Err(err(
                             &loc,
                             format!(
                                 "field `range` must be [low, high] with low ≤ high, got {range:?}"
                             ),
                             "write range = [50, 5000]",
-                        )),
+                        ))
                     }
-                } else if r.exists == Some(true) {
-                    FitCondition::Exists
-                } else {
-                    return Err(err(
-                        &loc,
-                        "`exists = false` is not a condition".into(),
-                        "use exists = true, or remove the rule",
-                    ));
-                };
+                }
+            } else if r.exists == Some(true) {
+                FitCondition::Exists
+            } else {
+                return Err(err(
+                    &loc,
+                    "`exists = false` is not a condition".into(),
+                    "use exists = true, or remove the rule",
+                ));
+            };
             fit.push(FitRule {
                 name: r.name,
                 field: r.field,
@@ -733,7 +765,9 @@ impl Rules {
             fit,
             model,
             profile_fields,
+            half_lives,
             by_type,
+            needs_path,
             by_key,
         })
     }
@@ -742,6 +776,12 @@ impl Rules {
     #[inline]
     pub fn rules_for(&self, kind: EventType) -> &[u16] {
         &self.by_type[kind.index()]
+    }
+
+    /// Does any rule for this event type match on the URL path?
+    #[inline]
+    pub fn needs_path(&self, kind: EventType) -> bool {
+        self.needs_path[kind.index()]
     }
 
     /// The engagement rule index for a persisted rule key.

@@ -12,6 +12,8 @@
 //! Rules are referenced by a stable 32-bit key of their name, so state survives a rules reload
 //! that reorders rules. Accumulators of rules that no longer exist are dropped on decode.
 
+use smallvec::SmallVec;
+
 use crate::rules::Rules;
 use crate::time::Micros;
 
@@ -62,8 +64,9 @@ pub struct LeadState {
     pub(crate) sequence: u32,
     pub(crate) armed: bool,
     pub(crate) fit: f64,
-    pub(crate) engagement: Vec<Accumulator>,
-    pub(crate) caps: Vec<CapCount>,
+    // Inline up to a typical lead's size: no extra heap (and cache miss) per lead.
+    pub(crate) engagement: SmallVec<[Accumulator; 4]>,
+    pub(crate) caps: SmallVec<[CapCount; 2]>,
     recent: [u64; DEDUP_WINDOW],
     recent_len: u8,
     recent_head: u8,
@@ -77,8 +80,8 @@ impl Default for LeadState {
             sequence: 0,
             armed: true,
             fit: 0.0,
-            engagement: Vec::new(),
-            caps: Vec::new(),
+            engagement: SmallVec::new(),
+            caps: SmallVec::new(),
             recent: [0; DEDUP_WINDOW],
             recent_len: 0,
             recent_head: 0,
@@ -204,9 +207,16 @@ impl LeadState {
 
     /// Bytes of memory this state occupies (inline plus heap), excluding allocator overhead.
     pub fn memory_bytes(&self) -> usize {
+        let spilled = |spilled: bool, bytes: usize| if spilled { bytes } else { 0 };
         std::mem::size_of::<Self>()
-            + self.engagement.capacity() * std::mem::size_of::<Accumulator>()
-            + self.caps.capacity() * std::mem::size_of::<CapCount>()
+            + spilled(
+                self.engagement.spilled(),
+                self.engagement.capacity() * std::mem::size_of::<Accumulator>(),
+            )
+            + spilled(
+                self.caps.spilled(),
+                self.caps.capacity() * std::mem::size_of::<CapCount>(),
+            )
             + self.profile.capacity() * std::mem::size_of::<ProfileField>()
             + self
                 .profile

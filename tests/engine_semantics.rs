@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use leadscore::engine::Engine;
-use leadscore::replay::{replay, LeadMap, ReplayStats};
+use leadscore::leads::LeadTable;
+use leadscore::replay::{replay, ReplayStats};
 use leadscore::rules::Rules;
 use serde_json::{json, Value};
 
@@ -30,7 +31,7 @@ fn engine(extra: &str) -> Engine {
 
 struct Run {
     emitted: Vec<Value>,
-    leads: LeadMap,
+    leads: LeadTable,
     stats: ReplayStats,
     diag: String,
     engine: Engine,
@@ -38,10 +39,12 @@ struct Run {
 
 impl Run {
     fn score(&self, lead: &str) -> f64 {
-        self.engine.lead_score(lead, &self.leads[lead]).score
+        self.engine
+            .lead_score(lead, self.leads.get(lead).unwrap())
+            .score
     }
     fn scores(&self, lead: &str) -> Value {
-        serde_json::to_value(self.engine.lead_score(lead, &self.leads[lead])).unwrap()
+        serde_json::to_value(self.engine.lead_score(lead, self.leads.get(lead).unwrap())).unwrap()
     }
     fn ids(&self) -> Vec<String> {
         self.emitted

@@ -1,0 +1,164 @@
+//! The in-memory table of lead states, keyed for speed.
+//!
+//! The hot path looks a lead up once per event. Keying the map by the lead id `String` costs a
+//! cache miss on the key's heap bytes for every comparison; instead the key is a 128-bit keyed
+//! hash of the id (two independently, randomly seeded ahash values: no practical collisions,
+//! and not predictable by someone crafting lead ids), and the id itself is stored beside the
+//! state for output and persistence.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+
+use crate::state::LeadState;
+
+/// One lead: its id and its scoring state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lead {
+    /// The lead id.
+    pub id: Box<str>,
+    /// Its state.
+    pub state: LeadState,
+}
+
+/// Lead id → state.
+#[derive(Debug, Clone)]
+pub struct LeadTable {
+    map: HashMap<u128, Lead, PassThrough>,
+    k1: ahash::RandomState,
+    k2: ahash::RandomState,
+}
+
+impl Default for LeadTable {
+    fn default() -> Self {
+        LeadTable {
+            map: HashMap::default(),
+            k1: ahash::RandomState::new(),
+            k2: ahash::RandomState::new(),
+        }
+    }
+}
+
+impl LeadTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline]
+    fn key(&self, id: &str) -> u128 {
+        ((self.k1.hash_one(id) as u128) << 64) | self.k2.hash_one(id) as u128
+    }
+
+    /// The state of a lead, created (armed, empty) if the lead is new.
+    #[inline]
+    pub fn get_or_insert(&mut self, id: &str) -> &mut LeadState {
+        let key = self.key(id);
+        &mut self
+            .map
+            .entry(key)
+            .or_insert_with(|| Lead {
+                id: id.into(),
+                state: LeadState::new(),
+            })
+            .state
+    }
+
+    /// The state of a lead, if known.
+    pub fn get(&self, id: &str) -> Option<&LeadState> {
+        self.map.get(&self.key(id)).map(|l| &l.state)
+    }
+
+    /// Replaces (or inserts) a lead's state.
+    pub fn insert(&mut self, id: &str, state: LeadState) {
+        let key = self.key(id);
+        self.map.insert(
+            key,
+            Lead {
+                id: id.into(),
+                state,
+            },
+        );
+    }
+
+    /// Removes a lead.
+    pub fn remove(&mut self, id: &str) -> Option<LeadState> {
+        let key = self.key(id);
+        self.map.remove(&key).map(|l| l.state)
+    }
+
+    /// Number of leads.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No leads?
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// All leads, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Lead> {
+        self.map.values()
+    }
+
+    /// Keeps the leads for which `f` holds.
+    pub fn retain(&mut self, mut f: impl FnMut(&Lead) -> bool) {
+        self.map.retain(|_, l| f(l));
+    }
+
+    /// Leads sorted by id.
+    pub fn sorted(&self) -> Vec<&Lead> {
+        let mut v: Vec<&Lead> = self.map.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+/// The keys are already uniformly random: use their low bits as the bucket hash.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed; this fallback keeps the trait total.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_ids_get_distinct_states() {
+        let mut t = LeadTable::new();
+        t.get_or_insert("a").sequence = 1;
+        t.get_or_insert("b").sequence = 2;
+        assert_eq!(t.get("a").unwrap().sequence, 1);
+        assert_eq!(t.get("b").unwrap().sequence, 2);
+        assert!(t.get("c").is_none());
+        assert_eq!(t.len(), 2);
+        let ids: Vec<&str> = t.sorted().iter().map(|l| &*l.id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(t.remove("a").is_some());
+        assert_eq!(t.len(), 1);
+    }
+}
