@@ -41,6 +41,12 @@ impl Engine {
         &self.rules
     }
 
+    /// Is this event bot activity (SPEC §4.5)? Callers may check first to avoid creating state
+    /// for a lead that only bots have touched.
+    pub fn is_bot(&self, ev: &Event<'_>) -> bool {
+        self.rules.bot_filter.is_bot(ev)
+    }
+
     /// Applies one event to its lead's state.
     pub fn apply(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
         let rules = &*self.rules;

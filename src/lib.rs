@@ -3,13 +3,16 @@
 //! The functional core ([`event`], [`rules`], [`engine`], [`state`], [`output`]) is pure and
 //! deterministic; [`replay`] and the Kafka service are shells around it.
 
+pub mod config;
 pub mod engine;
 pub mod event;
 pub mod gen;
+pub mod kafka;
 pub mod leads;
 pub mod output;
 pub mod replay;
 pub mod rules;
+pub mod service;
 pub mod state;
 pub mod time;
 

@@ -26,10 +26,65 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Kafka service (settings: --config FILE and LEADSCORE_* variables; docs/CONFIG.md).
+    Run(RunArgs),
     /// Score an NDJSON event file offline with the exact streaming semantics.
     Replay(ReplayArgs),
-    /// Generate a realistic synthetic event stream (NDJSON) and its outcomes.
+    /// Generate a realistic synthetic event stream (NDJSON or to Kafka) and its outcomes.
     Gen(GenArgs),
+    /// Manage Kafka topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Print sales_ready alerts from the output topic as they arrive.
+    Watch(WatchArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Config file (TOML); environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Validate the configuration and the rules, then exit.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create topics (`name` or `name:partitions`) that do not exist yet.
+    Create(TopicsArgs),
+}
+
+#[derive(Args)]
+struct TopicsArgs {
+    /// Bootstrap servers.
+    #[arg(long, env = "LEADSCORE_BROKERS", default_value = "localhost:9092")]
+    brokers: String,
+    /// Partitions for topics given without `:N`.
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Topics, as `name` or `name:partitions`.
+    #[arg(required = true)]
+    topics: Vec<String>,
+}
+
+#[derive(Args)]
+struct WatchArgs {
+    /// Bootstrap servers.
+    #[arg(long, env = "LEADSCORE_BROKERS", default_value = "localhost:9092")]
+    brokers: String,
+    /// The sales_ready topic.
+    #[arg(long, env = "LEADSCORE_OUTPUT_TOPIC", default_value = "sales-ready")]
+    topic: String,
+    /// Stop after this many alerts.
+    #[arg(long)]
+    max: Option<u64>,
+    /// Stop after this long without a new alert (humantime, e.g. 30s).
+    #[arg(long)]
+    idle_timeout: Option<humantime::Duration>,
+    /// Print the raw JSON lines instead of a summary per alert.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -77,6 +132,24 @@ struct GenArgs {
     /// Also write the outcomes CSV (`lead_id,converted,converted_at`).
     #[arg(long)]
     outcomes: Option<PathBuf>,
+    /// Produce to this Kafka topic (key = lead_id) instead of writing NDJSON.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Bootstrap servers for --topic.
+    #[arg(long, env = "LEADSCORE_BROKERS", default_value = "localhost:9092")]
+    brokers: String,
+    /// Messages per second when producing (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Payload encoding when producing.
+    #[arg(long, value_enum, default_value = "json")]
+    format: WireFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WireFormat {
+    Json,
+    Protobuf,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +157,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(a) => cmd_replay(a),
         Command::Gen(a) => cmd_gen(a),
+        Command::Run(a) => cmd_run(a),
+        Command::Topics(TopicsCommand::Create(a)) => cmd_topics(a),
+        Command::Watch(a) => cmd_watch(a),
     };
     match result {
         Ok(code) => code,
@@ -161,6 +237,42 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
     };
     let started = Instant::now();
     let g = gen::generate(&cfg);
+    if let Some(topic) = &a.topic {
+        if let Some(p) = &a.outcomes {
+            gen::write_outcomes(&g.outcomes, create(p)?)?;
+        }
+        let total = g.records.len();
+        eprintln!(
+            "gen: producing {total} events for {} leads to {topic} on {}{}",
+            g.outcomes.len(),
+            a.brokers,
+            a.rate.map(|r| format!(" at {r:.0}/s")).unwrap_or_default()
+        );
+        let format = a.format;
+        let records = g.records.iter().map(move |r| {
+            let payload = match (format, &r.event) {
+                (WireFormat::Protobuf, Some(ev)) => {
+                    use prost::Message;
+                    ev.to_proto().encode_to_vec()
+                }
+                _ => r.json_line().into_bytes(),
+            };
+            (r.lead_id.clone(), payload)
+        });
+        let sent = leadscore::kafka::produce_all(
+            &a.brokers,
+            &Default::default(),
+            topic,
+            records,
+            a.rate,
+            |n| eprintln!("gen: {n}/{total} sent"),
+        )?;
+        eprintln!(
+            "gen: {sent} events acknowledged in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.output == "-" {
         gen::write_ndjson(
             &g.records,
@@ -182,5 +294,123 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     io::stderr().flush().ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_run(a: RunArgs) -> Result<ExitCode> {
+    let cfg = leadscore::config::Config::load(a.config.as_deref())?;
+    if a.check {
+        let rules = leadscore::service::check(&cfg)?;
+        println!(
+            "config OK: brokers {}, group {}, input {}, output {}, dead letters {}, rules {} ({} engagement, {} fit rules), HTTP {}",
+            cfg.brokers,
+            cfg.group_id,
+            cfg.input_topics.join(","),
+            cfg.output_topic,
+            cfg.dlq_topic,
+            rules.version,
+            rules.engagement.len(),
+            rules.fit.len(),
+            cfg.http_addr
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    leadscore::service::run(cfg)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn cmd_topics(a: TopicsArgs) -> Result<ExitCode> {
+    let mut topics = Vec::new();
+    for t in &a.topics {
+        let (name, parts) = match t.split_once(':') {
+            Some((n, p)) => (
+                n.to_string(),
+                p.parse::<i32>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .with_context(|| format!("`{t}`: partitions must be a positive number"))?,
+            ),
+            None => (t.clone(), a.partitions),
+        };
+        topics.push((name, parts));
+    }
+    runtime()?.block_on(leadscore::kafka::ensure_topics(
+        &a.brokers,
+        &Default::default(),
+        &topics,
+    ))?;
+    for (n, p) in &topics {
+        eprintln!("topics: {n} ({p} partitions) ready on {}", a.brokers);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_watch(a: WatchArgs) -> Result<ExitCode> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = leadscore::kafka::client_config(&a.brokers, &Default::default())
+        .set("group.id", format!("leadscore-watch-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("cannot create Kafka consumer")?;
+    consumer
+        .subscribe(&[a.topic.as_str()])
+        .with_context(|| format!("cannot subscribe to {}", a.topic))?;
+    let mut seen = 0u64;
+    let mut last = Instant::now();
+    let idle: Option<std::time::Duration> = a.idle_timeout.map(Into::into);
+    let out = io::stdout();
+    loop {
+        if a.max.is_some_and(|m| seen >= m) || idle.is_some_and(|d| last.elapsed() >= d) {
+            break;
+        }
+        match consumer.poll(std::time::Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(e)) => eprintln!("watch: {e}"),
+            Some(Ok(m)) => {
+                last = Instant::now();
+                seen += 1;
+                let text = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                let mut o = out.lock();
+                if a.json {
+                    writeln!(o, "{text}")?;
+                    continue;
+                }
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(v) => {
+                        let signals: Vec<String> = v["top_signals"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .map(|s| format!("{} {:+.1}", s["rule"].as_str().unwrap_or("?"), s["points"].as_f64().unwrap_or(0.0)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        writeln!(
+                            o,
+                            "SALES-READY {:<10} #{} score {:>6.1} (fit {:>5.1}, engagement {:>6.1}) at {}  because: {}",
+                            v["lead_id"].as_str().unwrap_or("?"),
+                            v["sequence"],
+                            v["score"].as_f64().unwrap_or(0.0),
+                            v["fit_score"].as_f64().unwrap_or(0.0),
+                            v["engagement_score"].as_f64().unwrap_or(0.0),
+                            v["qualified_at"].as_str().unwrap_or("?"),
+                            signals.join(", ")
+                        )?;
+                    }
+                    Err(_) => writeln!(o, "(non-JSON sales_ready payload, {} bytes)", text.len())?,
+                }
+            }
+        }
+    }
+    eprintln!("watch: {seen} alerts");
     Ok(ExitCode::SUCCESS)
 }

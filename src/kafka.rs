@@ -1,0 +1,99 @@
+//! Kafka plumbing shared by the service and the CLI tools: client settings, topic creation,
+//! producing a generated stream, and watching the `sales_ready` topic.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode as Code;
+
+/// A librdkafka client configuration for these brokers plus passthrough properties.
+pub fn client_config(brokers: &str, passthrough: &BTreeMap<String, String>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in passthrough {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Creates topics that do not exist yet (`name:partitions`); existing ones are left alone.
+pub async fn ensure_topics(
+    brokers: &str,
+    passthrough: &BTreeMap<String, String>,
+    topics: &[(String, i32)],
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, passthrough)
+        .create()
+        .context("cannot create Kafka admin client")?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .with_context(|| format!("cannot create topics on {brokers}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, Code::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Produces keyed payloads in order, optionally paced to `rate` messages per second;
+/// `progress` is called about every second with the number sent so far.
+pub fn produce_all(
+    brokers: &str,
+    passthrough: &BTreeMap<String, String>,
+    topic: &str,
+    records: impl IntoIterator<Item = (String, Vec<u8>)>,
+    rate: Option<f64>,
+    mut progress: impl FnMut(u64),
+) -> Result<u64> {
+    let producer: ThreadedProducer<DefaultProducerContext> = client_config(brokers, passthrough)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .context("cannot create Kafka producer")?;
+    let started = Instant::now();
+    let mut last_report = started;
+    let mut sent = 0u64;
+    for (key, payload) in records {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(sent as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => bail!("cannot produce to {topic}: {e}"),
+            }
+        }
+        sent += 1;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            progress(sent);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .with_context(|| format!("not all messages to {topic} were acknowledged"))?;
+    Ok(sent)
+}

@@ -1,0 +1,97 @@
+//! `leadscore run`: the Kafka service. An imperative shell around the pure engine:
+//! [`pipeline`] (consume, score, publish, commit), [`restore`] (partition state on assignment),
+//! [`http`] (metrics, health, lead lookup), [`metrics`].
+
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod restore;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tracing::{error, info};
+
+use crate::config::{Config, Guarantee, LogFormat};
+use crate::engine::Engine;
+use crate::rules::Rules;
+
+/// Validates configuration and rules; returns them ready to run.
+pub fn check(cfg: &Config) -> Result<Rules> {
+    let rules = Rules::load(&cfg.rules)?;
+    if cfg.guarantee == Guarantee::ExactlyOnce {
+        bail!(
+            "configuration: guarantee: exactly_once is not available in this version (it needs \
+             the durable state store and transactional changelog)\n  fix: use \
+             LEADSCORE_GUARANTEE=at_least_once (sales_ready may be re-sent after a crash, always \
+             with the same event_id)"
+        );
+    }
+    Ok(rules)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs the service until SIGTERM/SIGINT.
+pub fn run(cfg: Config) -> Result<()> {
+    let rules = check(&cfg)?;
+    init_logging(cfg.log_format);
+    let prometheus = metrics::install()?;
+    let shared = Arc::new(pipeline::Shared::new(Engine::new(Arc::new(rules))));
+    let addr = cfg.http_socket_addr()?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("leadscore-http")
+        .build()
+        .context("cannot start the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| {
+            format!("cannot listen on {addr} (http_addr / LEADSCORE_HTTP_ADDR): is the port in use?")
+        })?;
+    info!(%addr, "HTTP listening: /metrics /healthz /readyz /v1/leads/{{id}}");
+    let app = http::router(http::AppState {
+        shared: shared.clone(),
+        prometheus,
+    });
+    runtime.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!("HTTP server stopped: {e}");
+        }
+    });
+    let sig_shared = shared.clone();
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("cannot install signal handlers");
+            return;
+        };
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!("{which}: stopping after in-flight work");
+        sig_shared.shutdown.store(true, Ordering::Release);
+    });
+
+    let result = pipeline::run(&cfg, shared);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
+}

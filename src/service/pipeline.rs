@@ -1,0 +1,550 @@
+//! The consume → score → publish loop, with manual offsets and partition-following state.
+//!
+//! One thread owns the consumer. Per poll batch it decodes each message, applies it to the
+//! partition's lead table through the pure engine, and hands `sales_ready` and dead letters to
+//! the idempotent producer. Every `commit_interval` (and on revoke and shutdown) it waits until
+//! the producer has every output acknowledged, then commits the offsets of processed messages:
+//! no offset is committed before its effects are durable.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use metrics::{counter, gauge};
+use prost::Message as _;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use crate::config::{Config, OutputFormat};
+use crate::engine::{Engine, Outcome};
+use crate::event::decode;
+use crate::kafka::client_config;
+use crate::leads::LeadTable;
+use crate::output::SalesReady;
+use crate::service::metrics::{self as m, BatchCounts};
+use crate::service::restore::rebuild_from_input;
+use crate::time::now_micros;
+
+/// Most messages handled per poll batch.
+const MAX_BATCH: usize = 2048;
+
+/// State shared between the pipeline thread, rebalance callbacks and the HTTP server.
+pub struct Shared {
+    /// The engine (rules) in force.
+    pub engine: Engine,
+    /// Input partition → its leads.
+    pub shards: Mutex<BTreeMap<i32, LeadTable>>,
+    /// Partitions assigned but not yet restored.
+    pub pending: Mutex<Vec<i32>>,
+    /// The group was joined at least once.
+    pub joined: AtomicBool,
+    /// Bumped on every rebalance callback.
+    pub generation: AtomicU64,
+    /// Wall-clock ms of the pipeline loop's last turn.
+    pub heartbeat_ms: AtomicI64,
+    /// Set by SIGTERM/SIGINT.
+    pub shutdown: AtomicBool,
+    /// A failure the pipeline must stop on (e.g. undeliverable output).
+    pub fatal: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Fresh shared state for an engine.
+    pub fn new(engine: Engine) -> Self {
+        Shared {
+            engine,
+            shards: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(Vec::new()),
+            joined: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            heartbeat_ms: AtomicI64::new(now_micros() / 1000),
+            shutdown: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    /// Joined the group and every assigned partition is restored.
+    pub fn ready(&self) -> bool {
+        self.joined.load(Ordering::Acquire) && self.pending.lock().unwrap().is_empty()
+    }
+
+    fn beat(&self) {
+        self.heartbeat_ms
+            .store(now_micros() / 1000, Ordering::Relaxed);
+    }
+}
+
+/// Delivery reports: count failures; the pipeline refuses to commit past them.
+pub struct DeliveryTracker {
+    failures: Arc<AtomicU64>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, msg)) = result {
+            self.failures.fetch_add(1, Ordering::AcqRel);
+            counter!("leadscore_produce_errors_total", "topic" => msg.topic().to_string())
+                .increment(1);
+            error!(topic = msg.topic(), "output could not be delivered: {e}");
+        }
+    }
+}
+
+type OutputProducer = ThreadedProducer<DeliveryTracker>;
+
+/// Processed positions (next offset to read) per (input topic index, partition).
+#[derive(Default)]
+struct Positions {
+    next: BTreeMap<(usize, i32), i64>,
+    dirty: bool,
+}
+
+/// Consumer callbacks: rebalances, commit results, statistics.
+struct GroupContext {
+    shared: Arc<Shared>,
+    producer: Arc<OutputProducer>,
+    failures: Arc<AtomicU64>,
+    positions: Arc<Mutex<Positions>>,
+    topics: Vec<String>,
+}
+
+impl GroupContext {
+    /// Waits for every output to be acknowledged, then commits processed offsets (of `only`
+    /// partitions, or all).
+    fn checkpoint(
+        &self,
+        consumer: &BaseConsumer<GroupContext>,
+        only: Option<&[i32]>,
+        mode: CommitMode,
+    ) -> Result<()> {
+        self.producer
+            .flush(Duration::from_secs(60))
+            .context("outputs not acknowledged within 60s; offsets not committed")?;
+        let failed = self.failures.load(Ordering::Acquire);
+        if failed > 0 {
+            bail!("{failed} output message(s) could not be delivered; offsets not committed");
+        }
+        let mut pos = self.positions.lock().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), next) in &pos.next {
+            if only.is_none_or(|o| o.contains(p)) {
+                tpl.add_partition_offset(&self.topics[*t], *p, Offset::Offset(*next))?;
+            }
+        }
+        if tpl.count() == 0 || (!pos.dirty && only.is_none()) {
+            return Ok(());
+        }
+        consumer
+            .commit(&tpl, mode)
+            .context("offset commit failed")?;
+        if only.is_none() {
+            pos.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            if !self.topics.contains(topic) {
+                continue;
+            }
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    gauge!("leadscore_consumer_lag", "topic" => topic.clone(), "partition" => p.to_string())
+                        .set(part.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            counter!("leadscore_rebalances_total", "kind" => "revoke").increment(1);
+            let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            parts.sort_unstable();
+            parts.dedup();
+            info!(?parts, "partitions revoked: committing and releasing their state");
+            if let Err(e) = self.checkpoint(consumer, Some(&parts), CommitMode::Sync) {
+                error!("commit on revoke failed: {e:#}");
+                *self.shared.fatal.lock().unwrap() = Some(format!("commit on revoke: {e:#}"));
+            }
+            self.positions
+                .lock()
+                .unwrap()
+                .next
+                .retain(|(_, p), _| !parts.contains(p));
+            let mut shards = self.shared.shards.lock().unwrap();
+            for p in &parts {
+                shards.remove(p);
+            }
+            self.shared.pending.lock().unwrap().retain(|p| !parts.contains(p));
+            self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                counter!("leadscore_rebalances_total", "kind" => "assign").increment(1);
+                let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                parts.sort_unstable();
+                parts.dedup();
+                info!(?parts, "partitions assigned");
+                self.shared.pending.lock().unwrap().extend(parts);
+                self.shared.joined.store(true, Ordering::Release);
+                self.shared.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => warn!("rebalance error: {e}"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        match result {
+            Ok(()) => counter!("leadscore_commits_total", "result" => "ok").increment(1),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                counter!("leadscore_commits_total", "result" => "error").increment(1);
+                warn!("offset commit failed: {e}");
+            }
+        }
+    }
+}
+
+/// Runs the pipeline until shutdown. Returns an error on a failure that must not be papered
+/// over (undeliverable outputs): the process then exits non-zero without committing, and a
+/// restart re-processes from the last committed offsets.
+pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
+    let failures = Arc::new(AtomicU64::new(0));
+    let producer: Arc<OutputProducer> = Arc::new(
+        client_config(&cfg.brokers, &cfg.kafka)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create_with_context(DeliveryTracker {
+                failures: failures.clone(),
+            })
+            .context("cannot create Kafka producer")?,
+    );
+    let positions = Arc::new(Mutex::new(Positions::default()));
+    let ctx = GroupContext {
+        shared: shared.clone(),
+        producer: producer.clone(),
+        failures,
+        positions: positions.clone(),
+        topics: cfg.input_topics.clone(),
+    };
+    let stats_ms = cfg.statistics_every()?.as_millis().to_string();
+    let consumer: BaseConsumer<GroupContext> = client_config(&cfg.brokers, &cfg.kafka)
+        .set("group.id", &cfg.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("statistics.interval.ms", &stats_ms)
+        .create_with_context(ctx)
+        .context("cannot create Kafka consumer")?;
+    check_topics(cfg, &consumer)?;
+    let topics: Vec<&str> = cfg.input_topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .context("cannot subscribe to the input topics")?;
+    info!(topics = ?cfg.input_topics, group = %cfg.group_id, rules = %shared.engine.rules().version, "consuming");
+
+    let commit_every = cfg.commit_every()?;
+    let mut last_commit = Instant::now();
+    let mut counts = BatchCounts::default();
+    let mut latencies: Vec<f64> = Vec::with_capacity(MAX_BATCH);
+    let mut out_buf = Vec::with_capacity(512);
+    let result = loop {
+        shared.beat();
+        if shared.shutdown.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        if let Some(f) = shared.fatal.lock().unwrap().clone() {
+            break Err(anyhow!(f));
+        }
+        if let Err(e) = restore_pending(cfg, &shared, &consumer) {
+            break Err(e);
+        }
+
+        // Collect a batch; messages fetched before a rebalance are dropped (they are re-fetched
+        // from the committed offsets if this instance still owns their partition).
+        let gen0 = shared.generation.load(Ordering::Acquire);
+        let mut batch: Vec<BorrowedMessage<'_>> = Vec::new();
+        let mut timeout = Duration::from_millis(100);
+        loop {
+            let before = shared.generation.load(Ordering::Acquire);
+            match consumer.poll(timeout) {
+                None => break,
+                Some(Err(e)) => {
+                    debug!("consumer: {e}");
+                    break;
+                }
+                Some(Ok(msg)) => {
+                    if shared.generation.load(Ordering::Acquire) != before {
+                        batch.clear();
+                    }
+                    batch.push(msg);
+                }
+            }
+            if batch.len() >= MAX_BATCH || shared.generation.load(Ordering::Acquire) != gen0 {
+                break;
+            }
+            timeout = Duration::ZERO;
+        }
+        if shared.generation.load(Ordering::Acquire) != gen0 {
+            if let Err(e) = restore_pending(cfg, &shared, &consumer) {
+                break Err(e);
+            }
+        }
+
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let mut shards = shared.shards.lock().unwrap();
+            let mut pos = positions.lock().unwrap();
+            for msg in &batch {
+                let p = msg.partition();
+                let Some(leads) = shards.get_mut(&p) else {
+                    continue;
+                };
+                let t = cfg
+                    .input_topics
+                    .iter()
+                    .position(|x| x == msg.topic())
+                    .unwrap_or(0);
+                match decode(msg.payload().unwrap_or_default(), msg.key(), cfg.input_format) {
+                    Err(e) => {
+                        *counts.invalid.entry(e.code()).or_default() += 1;
+                        warn!(
+                            source = %format!("{}/{}/{}", msg.topic(), p, msg.offset()),
+                            "invalid event to dead letters: {e}"
+                        );
+                        send_dead_letter(&producer, &cfg.dlq_topic, msg, &e.to_string());
+                    }
+                    Ok(ev) => {
+                        *counts.events.entry((t, ev.kind)).or_default() += 1;
+                        if shared.engine.is_bot(&ev) {
+                            counts.bot += 1;
+                        } else {
+                            match shared.engine.apply(leads.get_or_insert(&ev.lead_id), &ev) {
+                                Outcome::Scored(Some(sr)) => {
+                                    counts.sales_ready += 1;
+                                    send_sales_ready(
+                                        &producer,
+                                        &cfg.output_topic,
+                                        cfg.output_format,
+                                        &sr,
+                                        &mut out_buf,
+                                    );
+                                }
+                                Outcome::Scored(None) => {}
+                                Outcome::Bot => counts.bot += 1,
+                                Outcome::Duplicate => counts.duplicate += 1,
+                            }
+                        }
+                    }
+                }
+                pos.next.insert((t, p), msg.offset() + 1);
+                pos.dirty = true;
+                if let Some(ts) = msg.timestamp().to_millis() {
+                    latencies.push(ts as f64);
+                }
+            }
+            drop(pos);
+            let leads: usize = shards.values().map(LeadTable::len).sum();
+            let parts = shards.len();
+            drop(shards);
+            let per_event = started.elapsed().as_secs_f64() / batch.len() as f64;
+            let now_ms = (now_micros() / 1000) as f64;
+            for l in latencies.iter_mut() {
+                *l = ((now_ms - *l) / 1000.0).max(0.0);
+            }
+            m::record_latencies(&latencies);
+            latencies.clear();
+            m::record_batch(per_event);
+            counts.publish(&cfg.input_topics);
+            m::set_state(leads, parts, shared.ready());
+        }
+        drop(batch);
+
+        if last_commit.elapsed() >= commit_every {
+            last_commit = Instant::now();
+            if let Err(e) = consumer
+                .context()
+                .checkpoint(&consumer, None, CommitMode::Async)
+            {
+                break Err(e);
+            }
+        }
+    };
+
+    match &result {
+        Ok(()) => {
+            info!("shutting down: flushing outputs and committing offsets");
+            consumer
+                .context()
+                .checkpoint(&consumer, None, CommitMode::Sync)?;
+            consumer.unsubscribe();
+            // Serve the revoke callback of the unsubscribe.
+            let _ = consumer.poll(Duration::from_millis(100));
+            info!("offsets committed; bye");
+        }
+        Err(e) => error!("stopping without committing: {e:#}"),
+    }
+    result
+}
+
+/// Fails fast when a topic the service needs does not exist.
+fn check_topics(cfg: &Config, consumer: &BaseConsumer<GroupContext>) -> Result<()> {
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(15))
+        .with_context(|| format!("cannot reach the Kafka brokers at {}", cfg.brokers))?;
+    let have: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
+    let missing: Vec<&str> = cfg
+        .input_topics
+        .iter()
+        .chain([&cfg.output_topic, &cfg.dlq_topic])
+        .map(String::as_str)
+        .filter(|t| !have.contains(t))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "topic(s) {} do not exist on {}\n  fix: create them, e.g. `leadscore topics create --brokers {} {}`",
+            missing.join(", "),
+            cfg.brokers,
+            cfg.brokers,
+            missing.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Rebuilds the state of newly assigned partitions before any of their messages is processed.
+fn restore_pending(
+    cfg: &Config,
+    shared: &Shared,
+    consumer: &BaseConsumer<GroupContext>,
+) -> Result<()> {
+    loop {
+        let next = shared.pending.lock().unwrap().first().copied();
+        let Some(p) = next else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        for t in &cfg.input_topics {
+            tpl.add_partition(t, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(30))
+            .with_context(|| format!("cannot read committed offsets of partition {p}"))?;
+        let until: Vec<(String, i64)> = committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let o = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                (e.topic().to_string(), o)
+            })
+            .collect();
+        let leads = rebuild_from_input(cfg, &shared.engine, p, &until)?;
+        shared.beat();
+        let mut pending = shared.pending.lock().unwrap();
+        // A revoke during the restore removed it from pending: drop the result.
+        if let Some(i) = pending.iter().position(|x| *x == p) {
+            pending.remove(i);
+            shared.shards.lock().unwrap().insert(p, leads);
+        }
+    }
+}
+
+fn send_with_retry<'a>(producer: &OutputProducer, mut record: BaseRecord<'a, [u8], [u8]>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, r)) => {
+                // Counted like a failed delivery: the next checkpoint refuses to commit.
+                counter!("leadscore_produce_errors_total", "topic" => r.topic.to_string())
+                    .increment(1);
+                error!(topic = r.topic, "cannot enqueue output: {e}");
+                producer.context().failures.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+}
+
+fn send_sales_ready(
+    producer: &OutputProducer,
+    topic: &str,
+    format: OutputFormat,
+    sr: &SalesReady,
+    buf: &mut Vec<u8>,
+) {
+    buf.clear();
+    match format {
+        OutputFormat::Json => buf.extend_from_slice(sr.to_json().as_bytes()),
+        OutputFormat::Protobuf => sr
+            .to_proto()
+            .encode(buf)
+            .expect("a Vec grows as needed"),
+    }
+    let record = BaseRecord::to(topic)
+        .key(sr.lead_id.as_bytes())
+        .payload(buf.as_slice());
+    send_with_retry(producer, record);
+}
+
+fn send_dead_letter(
+    producer: &OutputProducer,
+    topic: &str,
+    msg: &BorrowedMessage<'_>,
+    reason: &str,
+) {
+    let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
+    let mut headers = OwnedHeaders::new();
+    if let Some(h) = msg.headers() {
+        for hdr in h.iter() {
+            headers = headers.insert(Header {
+                key: hdr.key,
+                value: hdr.value,
+            });
+        }
+    }
+    headers = headers
+        .insert(Header {
+            key: "leadscore.error",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "leadscore.source",
+            value: Some(&source),
+        });
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+    if let Some(k) = msg.key() {
+        record = record.key(k);
+    }
+    if let Some(p) = msg.payload() {
+        record = record.payload(p);
+    }
+    send_with_retry(producer, record);
+}
