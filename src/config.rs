@@ -202,7 +202,10 @@ impl Config {
             if allowed.split(" or ").any(|a| a == v) {
                 Ok(v)
             } else {
-                Err(bad(format!("unknown value `{value}`"), &format!("use {allowed}")))
+                Err(bad(
+                    format!("unknown value `{value}`"),
+                    &format!("use {allowed}"),
+                ))
             }
         };
         match key {
@@ -395,7 +398,10 @@ mod tests {
         let e = Config::load_with_env(None, env(&[("LEADSCORE_GUARANTEE", "twice")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("environment: LEADSCORE_GUARANTEE=twice: unknown value"), "{e}");
+        assert!(
+            e.contains("environment: LEADSCORE_GUARANTEE=twice: unknown value"),
+            "{e}"
+        );
         assert!(e.contains("fix: use at_least_once or exactly_once"), "{e}");
         let e = Config::load_with_env(None, env(&[("LEADSCORE_HTTP_ADDR", "localhost")]))
             .unwrap_err()
@@ -405,10 +411,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");
         std::fs::write(&f, "brokers = \"b:1\"\ngroup = \"x\"\n").unwrap();
-        let e = Config::load_with_env(Some(&f), env(&[])).unwrap_err().to_string();
-        assert!(e.contains("c.toml") && e.contains("unknown field `group`"), "{e}");
+        let e = Config::load_with_env(Some(&f), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.toml") && e.contains("unknown field `group`"),
+            "{e}"
+        );
         std::fs::write(&f, "brokers = \"b:1\"\n[kafka]\n\"group.id\" = \"x\"\n").unwrap();
-        let e = Config::load_with_env(Some(&f), env(&[])).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(&f), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("managed by leadscore"), "{e}");
     }
 }

@@ -356,7 +356,10 @@ fn cmd_watch(a: WatchArgs) -> Result<ExitCode> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let consumer: BaseConsumer = leadscore::kafka::client_config(&a.brokers, &Default::default())
-        .set("group.id", format!("leadscore-watch-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("leadscore-watch-{}", std::process::id()),
+        )
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
@@ -390,7 +393,13 @@ fn cmd_watch(a: WatchArgs) -> Result<ExitCode> {
                             .as_array()
                             .map(|a| {
                                 a.iter()
-                                    .map(|s| format!("{} {:+.1}", s["rule"].as_str().unwrap_or("?"), s["points"].as_f64().unwrap_or(0.0)))
+                                    .map(|s| {
+                                        format!(
+                                            "{} {:+.1}",
+                                            s["rule"].as_str().unwrap_or("?"),
+                                            s["points"].as_f64().unwrap_or(0.0)
+                                        )
+                                    })
                                     .collect()
                             })
                             .unwrap_or_default();

@@ -50,7 +50,10 @@ async fn healthz(State(s): State<AppState>) -> Response {
     if idle > STALL_MS {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("stalled: the pipeline made no progress for {}s\n", idle / 1000),
+            format!(
+                "stalled: the pipeline made no progress for {}s\n",
+                idle / 1000
+            ),
         )
             .into_response()
     } else {
@@ -68,7 +71,8 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
     let pending = s.shared.pending.lock().unwrap().clone();
     if pending.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        let owned: Vec<i32> = s.shared.shards.lock().unwrap().keys().copied().collect();
+        (StatusCode::OK, format!("ready: partitions {owned:?}\n")).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

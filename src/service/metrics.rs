@@ -21,7 +21,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         )?
         .set_buckets_for_metric(
             Matcher::Full("leadscore_batch_processing_seconds".into()),
-            &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+            &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+            ],
         )?
         .install_recorder()?;
     describe();
@@ -30,15 +32,24 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("leadscore_events_total", "Valid input events by topic and type");
+    describe_counter!(
+        "leadscore_events_total",
+        "Valid input events by topic and type"
+    );
     describe_counter!(
         "leadscore_invalid_total",
         "Invalid input messages sent to the dead-letter topic, by reason"
     );
-    describe_counter!("leadscore_bot_total", "Email opens/clicks ignored as bot activity");
+    describe_counter!(
+        "leadscore_bot_total",
+        "Email opens/clicks ignored as bot activity"
+    );
     describe_counter!("leadscore_duplicate_total", "Events ignored as duplicates");
     describe_counter!("leadscore_sales_ready_total", "sales_ready events emitted");
-    describe_counter!("leadscore_rebalances_total", "Consumer group rebalances by kind");
+    describe_counter!(
+        "leadscore_rebalances_total",
+        "Consumer group rebalances by kind"
+    );
     describe_counter!(
         "leadscore_produce_errors_total",
         "Messages the producer could not deliver"
@@ -54,7 +65,10 @@ fn describe() {
         "leadscore_consumer_lag",
         "Messages behind the high watermark, per input partition"
     );
-    describe_gauge!("leadscore_ready", "1 when all assigned partitions are restored");
+    describe_gauge!(
+        "leadscore_ready",
+        "1 when all assigned partitions are restored"
+    );
     describe_histogram!(
         "leadscore_event_latency_seconds",
         Unit::Seconds,

@@ -61,7 +61,9 @@ pub fn run(cfg: Config) -> Result<()> {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(addr))
         .with_context(|| {
-            format!("cannot listen on {addr} (http_addr / LEADSCORE_HTTP_ADDR): is the port in use?")
+            format!(
+                "cannot listen on {addr} (http_addr / LEADSCORE_HTTP_ADDR): is the port in use?"
+            )
         })?;
     info!(%addr, "HTTP listening: /metrics /healthz /readyz /v1/leads/{{id}}");
     let app = http::router(http::AppState {

@@ -178,7 +178,10 @@ impl ConsumerContext for GroupContext {
             let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             parts.sort_unstable();
             parts.dedup();
-            info!(?parts, "partitions revoked: committing and releasing their state");
+            info!(
+                ?parts,
+                "partitions revoked: committing and releasing their state"
+            );
             if let Err(e) = self.checkpoint(consumer, Some(&parts), CommitMode::Sync) {
                 error!("commit on revoke failed: {e:#}");
                 *self.shared.fatal.lock().unwrap() = Some(format!("commit on revoke: {e:#}"));
@@ -192,7 +195,11 @@ impl ConsumerContext for GroupContext {
             for p in &parts {
                 shards.remove(p);
             }
-            self.shared.pending.lock().unwrap().retain(|p| !parts.contains(p));
+            self.shared
+                .pending
+                .lock()
+                .unwrap()
+                .retain(|p| !parts.contains(p));
             self.shared.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -328,7 +335,11 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                     .iter()
                     .position(|x| x == msg.topic())
                     .unwrap_or(0);
-                match decode(msg.payload().unwrap_or_default(), msg.key(), cfg.input_format) {
+                match decode(
+                    msg.payload().unwrap_or_default(),
+                    msg.key(),
+                    cfg.input_format,
+                ) {
                     Err(e) => {
                         *counts.invalid.entry(e.code()).or_default() += 1;
                         warn!(
@@ -503,10 +514,7 @@ fn send_sales_ready(
     buf.clear();
     match format {
         OutputFormat::Json => buf.extend_from_slice(sr.to_json().as_bytes()),
-        OutputFormat::Protobuf => sr
-            .to_proto()
-            .encode(buf)
-            .expect("a Vec grows as needed"),
+        OutputFormat::Protobuf => sr.to_proto().encode(buf).expect("a Vec grows as needed"),
     }
     let record = BaseRecord::to(topic)
         .key(sr.lead_id.as_bytes())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use metrics::counter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -35,42 +36,48 @@ pub fn rebuild_from_input(
     let consumer: BaseConsumer = client_config(&cfg.brokers, &cfg.kafka)
         .set("group.id", format!("{}-restore", cfg.group_id))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
         .create()
         .context("cannot create restore consumer")?;
     let started = Instant::now();
     let mut applied = 0u64;
     for (topic, until) in wanted {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .with_context(|| format!("cannot read watermarks of {topic}/{partition}"))?;
-        if low > 0 {
-            warn!(
-                topic,
-                partition,
-                low,
-                "input history before offset {low} is gone (retention): rebuilt state starts there"
-            );
-        }
-        let end = (*until).min(high);
-        if end <= low {
-            continue;
-        }
+        // Read from the beginning to the committed offset. The end is found by offsets and
+        // partition EOF, never by ListOffsets (tansu 0.6 answers it wrongly; ARCHITECTURE.md).
+        let end = *until;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(low))?;
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
         consumer.assign(&tpl)?;
         let mut last_log = Instant::now();
-        let mut next = low;
+        let mut first = true;
+        let mut next = 0;
         while next < end {
             match consumer.poll(Duration::from_millis(500)) {
                 None => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    warn!(
+                        topic,
+                        partition, "input ends at offset {next}, before the committed offset {end}"
+                    );
+                    break;
+                }
                 Some(Err(e)) => warn!(topic, partition, "restore poll: {e}"),
                 Some(Ok(m)) => {
+                    if first && m.offset() > 0 {
+                        warn!(
+                            topic,
+                            partition,
+                            "input history before offset {} is gone (retention): rebuilt state starts there",
+                            m.offset()
+                        );
+                    }
+                    first = false;
                     next = m.offset() + 1;
                     if m.offset() >= end {
                         break;
                     }
-                    if let Ok(ev) = decode(m.payload().unwrap_or_default(), m.key(), cfg.input_format)
+                    if let Ok(ev) =
+                        decode(m.payload().unwrap_or_default(), m.key(), cfg.input_format)
                     {
                         engine.apply(leads.get_or_insert(&ev.lead_id), &ev);
                     }

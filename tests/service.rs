@@ -1,0 +1,381 @@
+//! The Kafka service against the real broker (tansu over the Kafka protocol): outputs equal
+//! `replay`, dead letters, rebalancing between instances, lead lookups, clean shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use prost::Message as _;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde_json::{json, Value};
+use support::*;
+
+const READY: Duration = Duration::from_secs(60);
+const DONE: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_generated_stream_yields_exactly_the_replay_sales_ready_sequence() {
+    let n = Names::new("equal");
+    create_topics(&n, 8);
+    let records = stream(3000, 11);
+    let (want, _, _) = reference(&records);
+    assert!(
+        want.len() > 50,
+        "the stream must qualify leads: {}",
+        want.len()
+    );
+    let mut svc = Service::start(&n, &[]);
+    svc.wait_ready(READY);
+    produce_records(&n.input, &records);
+    wait_all_committed(&n.group, &n.input, DONE, &[&svc]);
+    let got = outputs(&n.output);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "one output per qualification, none repeated"
+    );
+    assert_same_sequences(&by_lead(&got), &by_lead(&want));
+    // Every field, not only the ids: the outputs are the replay outputs.
+    let mut got_sorted = got.clone();
+    let mut want_sorted = want.clone();
+    let key = |v: &Value| v["event_id"].as_str().unwrap().to_string();
+    got_sorted.sort_by_key(key);
+    want_sorted.sort_by_key(key);
+    for (g, w) in got_sorted.iter().zip(&want_sorted) {
+        for f in [
+            "lead_id",
+            "sequence",
+            "qualified_at",
+            "trigger_event_id",
+            "rules_version",
+            "type",
+        ] {
+            assert_eq!(g[f], w[f], "{f} of {}", w["event_id"]);
+        }
+        assert_eq!(
+            g["top_signals"].as_array().unwrap().len(),
+            w["top_signals"].as_array().unwrap().len()
+        );
+    }
+    // Metrics reflect the stream.
+    let (_, metrics) = svc.get("/metrics").unwrap();
+    assert!(
+        metrics.contains(&format!("leadscore_sales_ready_total {}", want.len())),
+        "{metrics}"
+    );
+    assert!(metrics.contains("leadscore_events_total{"), "{metrics}");
+    assert!(
+        metrics.contains("leadscore_event_latency_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+fn ev(id: &str, lead: &str, ts: &str, kind: &str) -> Value {
+    match kind {
+        "bofu" => json!({"event_id": id, "type": "form_conversion", "lead_id": lead, "ts": ts,
+            "form_id": "demo-request", "offer_stage": "bofu",
+            "fields": {"job_title": "VP Engineering", "industry": "saas", "company_size": 300}}),
+        _ => json!({"event_id": id, "type": "page_view", "lead_id": lead, "ts": ts,
+            "url": "https://x.io/pricing"}),
+    }
+}
+
+#[test]
+fn b_invalid_messages_go_to_the_dead_letter_topic_and_later_events_still_score() {
+    let n = Names::new("dlq");
+    create_topics(&n, 1);
+    let mut svc = Service::start(&n, &[]);
+    svc.wait_ready(READY);
+    let valid = ev("ok-1", "L-ok", "2026-11-02T10:00:00Z", "pricing").to_string();
+    let cases: Vec<(Option<&str>, Vec<u8>, &str)> = vec![
+        (Some("L-x"), b"{not json".to_vec(), "invalid JSON"),
+        (
+            Some("L-x"),
+            br#"{"event_id":"e","type":"page_view","lead_id":"L-x","url":"/p"}"#.to_vec(),
+            "missing required field `ts`",
+        ),
+        (
+            Some("L-x"),
+            br#"{"event_id":"e","type":"signup","lead_id":"L-x","ts":"2026-11-02T10:00:00Z"}"#.to_vec(),
+            "unknown event type `signup`",
+        ),
+        (Some("OTHER"), valid.clone().into_bytes(), "message key `OTHER` does not match lead_id `L-ok`"),
+        (
+            Some("L-x"),
+            br#"{"event_id":"e","type":"page_view","lead_id":"L-x","ts":"02/11/2026","url":"/p"}"#.to_vec(),
+            "field `ts` is not an RFC 3339 timestamp",
+        ),
+        (
+            Some("L-x"),
+            br#"{"event_id":"e","type":"page_view","lead_id":"L-x","ts":"2026-11-02T10:00:00Z","url":"/p","duration_s":"long"}"#.to_vec(),
+            "field `duration_s` must be a number, got a string",
+        ),
+        (Some("L-x"), vec![0x0a, 0xff, 0xff], "invalid Protobuf"),
+        (None, Vec::new(), "invalid JSON"),
+    ];
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        leadscore::kafka::client_config(&brokers(), &Default::default())
+            .create()
+            .unwrap();
+    for (i, (key, payload, _)) in cases.iter().enumerate() {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "trace-id",
+            value: Some(&format!("t{i}")),
+        });
+        let mut r: BaseRecord<'_, str, [u8]> = BaseRecord::to(&n.input)
+            .payload(payload.as_slice())
+            .headers(headers);
+        if let Some(k) = key {
+            r = r.key(*k);
+        }
+        producer.send(r).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    // Valid events after the bad ones, in both encodings.
+    let pb = leadscore::event::decode_json(
+        ev("ok-2", "L-ok", "2026-11-02T11:00:00Z", "bofu")
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
+    .to_proto()
+    .encode_to_vec();
+    produce(
+        &n.input,
+        vec![
+            ("L-ok".to_string(), valid.into_bytes()),
+            ("L-ok".to_string(), pb),
+        ],
+    );
+    wait_all_committed(&n.group, &n.input, DONE, &[&svc]);
+
+    let dead = read_all(&n.dlq);
+    assert_eq!(dead.len(), cases.len(), "every invalid message, once");
+    for (i, (rec, (key, payload, reason))) in dead.iter().zip(&cases).enumerate() {
+        let err = &rec.headers["leadscore.error"];
+        assert!(
+            err.contains(reason),
+            "case {i}: {err:?} should contain {reason:?}"
+        );
+        assert_eq!(
+            rec.headers["leadscore.source"],
+            format!("{}/0/{i}", n.input)
+        );
+        assert_eq!(
+            rec.headers["trace-id"],
+            format!("t{i}"),
+            "original headers kept"
+        );
+        assert_eq!(
+            rec.payload.clone().unwrap_or_default(),
+            *payload,
+            "payload unchanged"
+        );
+        assert_eq!(rec.key.as_deref(), key.map(str::as_bytes), "key unchanged");
+    }
+    // The service kept going: the later events were scored (15 pricing + 30 bofu + fit 45).
+    let (status, body) = svc.get("/v1/leads/L-ok").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let pricing = 15.0 * 2f64.powf(-1.0 / (7.0 * 24.0));
+    assert!(
+        (v["engagement_score"].as_f64().unwrap() - (pricing + 30.0)).abs() < 1e-9,
+        "{v}"
+    );
+    let (_, metrics) = svc.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("leadscore_invalid_total{reason=\"bad_json\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("leadscore_invalid_total{reason=\"key_mismatch\"} 1"),
+        "{metrics}"
+    );
+    assert!(svc.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
+fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops() {
+    let n = Names::new("rebalance");
+    create_topics(&n, 8);
+    let records = stream(3000, 12);
+    let (want, _, _) = reference(&records);
+    let mut a = Service::start(&n, &[]);
+    a.wait_ready(READY);
+    let mut b = Service::start(&n, &[]);
+    b.wait_ready(READY);
+    // Both own partitions once the group has settled.
+    let deadline = std::time::Instant::now() + READY;
+    loop {
+        let pa = owned(&a);
+        let pb = owned(&b);
+        if !pa.is_empty() && !pb.is_empty() && pa.len() + pb.len() == 8 {
+            assert!(pa.iter().all(|p| !pb.contains(p)), "{pa:?} {pb:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no split: {pa:?} {pb:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let half = records.len() / 2;
+    produce_records(&n.input, &records[..half]);
+    // Stop A while B keeps running; then the rest of the stream.
+    let status = a.terminate(Duration::from_secs(60));
+    assert!(status.success(), "A exits 0: {status}\n{}", a.log_text());
+    produce_records(&n.input, &records[half..]);
+    let deadline = std::time::Instant::now() + READY;
+    while owned(&b).len() != 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never took over: {:?}",
+            owned(&b)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_all_committed(&n.group, &n.input, DONE, &[&a, &b]);
+    let got = outputs(&n.output);
+    // A re-sent sales_ready keeps its event_id; dedupe by it, keeping first occurrence.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<Value> = got
+        .into_iter()
+        .filter(|v| seen.insert(v["event_id"].as_str().unwrap().to_string()))
+        .collect();
+    assert_same_sequences(&by_lead(&unique), &by_lead(&want));
+}
+
+/// Partitions an instance reports as owned on /readyz.
+fn owned(s: &Service) -> Vec<i32> {
+    match s.get("/readyz") {
+        Some((200, body)) => body
+            .split_once('[')
+            .and_then(|(_, r)| r.split_once(']'))
+            .map(|(l, _)| l.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn d_lead_lookup_agrees_with_replay_scores() {
+    let n = Names::new("lookup");
+    create_topics(&n, 8);
+    let records = stream(800, 13);
+    let (_, leads, engine) = reference(&records);
+    let mut svc = Service::start(&n, &[]);
+    svc.wait_ready(READY);
+    produce_records(&n.input, &records);
+    wait_all_committed(&n.group, &n.input, DONE, &[&svc]);
+    let mut checked = 0;
+    for lead in leads.sorted() {
+        let want = engine.lead_score(&lead.id, &lead.state);
+        let (status, body) = svc.get(&format!("/v1/leads/{}", lead.id)).unwrap();
+        assert_eq!(status, 200, "{}: {body}", lead.id);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        for (f, w) in [
+            ("score", want.score),
+            ("fit_score", want.fit_score),
+            ("engagement_score", want.engagement_score),
+        ] {
+            let g = v[f].as_f64().unwrap();
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1e-12),
+                "{} {f}: {g} vs {w}",
+                lead.id
+            );
+        }
+        assert_eq!(v["as_of"], want.as_of.as_str());
+        assert_eq!(v["sequence"], lead.state.sequence());
+        assert_eq!(v["armed"], lead.state.armed());
+        // score_now: decayed to the wall clock of the request (milliseconds apart from ours).
+        let now =
+            lead.state.fit() + engine.engagement_at(&lead.state, leadscore::time::now_micros());
+        let g = v["score_now"].as_f64().unwrap();
+        assert!(
+            (g - now).abs() <= 1e-6 * now.abs().max(1.0),
+            "{} score_now {g} vs {now}",
+            lead.id
+        );
+        checked += 1;
+    }
+    assert!(checked > 700);
+    let (status, _) = svc.get("/v1/leads/nobody").unwrap();
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn e_sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
+    let n = Names::new("sigterm");
+    create_topics(&n, 4);
+    let records = stream(600, 14);
+    let (_, leads, engine) = reference(&records);
+    let mut svc = Service::start(&n, &[]);
+    svc.wait_ready(READY);
+    produce_records(&n.input, &records);
+    // Wait for processing (the lead table holds every lead), not for commits: SIGTERM must commit.
+    let probe = leads.sorted().last().unwrap().id.to_string();
+    let deadline = std::time::Instant::now() + DONE;
+    loop {
+        let lag_done = svc
+            .get(&format!("/v1/leads/{probe}"))
+            .map(|(s, b)| {
+                s == 200
+                    && serde_json::from_str::<Value>(&b).unwrap()["as_of"]
+                        == engine
+                            .lead_score(&probe, leads.get(&probe).unwrap())
+                            .as_of
+                            .as_str()
+            })
+            .unwrap_or(false);
+        if lag_done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not processed:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = svc.terminate(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", svc.log_text());
+    // Everything processed is committed, right away.
+    let hw = high_watermarks(&n.input);
+    let got = committed(&n.group, &n.input);
+    for (p, h) in &hw {
+        if *h > 0 {
+            assert_eq!(
+                got.get(p),
+                Some(h),
+                "partition {p}: committed {got:?}, end {hw:?}"
+            );
+        }
+    }
+    assert!(
+        svc.log_text().contains("offsets committed"),
+        "{}",
+        svc.log_text()
+    );
+
+    // A restart rebuilds the state of its partitions before answering ready.
+    let mut again = Service::start(&n, &[]);
+    again.wait_ready(READY);
+    for lead in leads.sorted().iter().take(50) {
+        let want = engine.lead_score(&lead.id, &lead.state);
+        let (status, body) = again.get(&format!("/v1/leads/{}", lead.id)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let g = v["score"].as_f64().unwrap();
+        assert!(
+            (g - want.score).abs() <= 1e-9 * want.score.abs().max(1e-12),
+            "{}",
+            lead.id
+        );
+    }
+    assert!(
+        outputs(&n.output).len() == reference(&records).0.len(),
+        "nothing re-sent on a clean restart"
+    );
+}

@@ -1,0 +1,432 @@
+//! Helpers for integration tests against the real broker (tansu, over the Kafka protocol).
+//! The broker address comes from LEADSCORE_TEST_BROKERS (scripts/test.sh starts one).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use leadscore::engine::Engine;
+use leadscore::gen::{generate, GenConfig, GenRecord};
+use leadscore::leads::LeadTable;
+use leadscore::replay::replay;
+use leadscore::rules::Rules;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// The broker under test.
+pub fn brokers() -> String {
+    std::env::var("LEADSCORE_TEST_BROKERS").unwrap_or_else(|_| {
+        panic!(
+            "LEADSCORE_TEST_BROKERS is not set: these tests need the real broker. \
+             Run scripts/test.sh (it installs and starts tansu), or start one with \
+             scripts/start-broker.sh 19092 and export LEADSCORE_TEST_BROKERS=127.0.0.1:19092"
+        )
+    })
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// Topics and group of one test.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub input: String,
+    pub output: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl Names {
+    pub fn new(test: &str) -> Self {
+        let base = unique(test);
+        Names {
+            input: format!("{base}-in"),
+            output: format!("{base}-out"),
+            dlq: format!("{base}-dlq"),
+            group: format!("{base}-group"),
+        }
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Creates the test's topics (input with `partitions`).
+pub fn create_topics(n: &Names, partitions: i32) {
+    rt().block_on(leadscore::kafka::ensure_topics(
+        &brokers(),
+        &BTreeMap::new(),
+        &[
+            (n.input.clone(), partitions),
+            (n.output.clone(), 4),
+            (n.dlq.clone(), 1),
+        ],
+    ))
+    .expect("create topics");
+}
+
+pub fn rules_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/rules.toml")
+}
+
+/// A generated stream.
+pub fn stream(leads: usize, seed: u64) -> Vec<GenRecord> {
+    generate(&GenConfig {
+        leads,
+        seed,
+        ..GenConfig::default()
+    })
+    .records
+}
+
+pub fn ndjson(records: &[GenRecord]) -> String {
+    records.iter().map(|r| r.json_line() + "\n").collect()
+}
+
+/// What `leadscore replay` gives for these records: (sales_ready JSON values, lead table, engine).
+pub fn reference(records: &[GenRecord]) -> (Vec<Value>, LeadTable, Engine) {
+    let engine = Engine::new(std::sync::Arc::new(Rules::load(&rules_path()).unwrap()));
+    let mut out = Vec::new();
+    let (leads, _) = replay(
+        &engine,
+        ndjson(records).as_bytes(),
+        &mut out,
+        std::io::sink(),
+        false,
+    )
+    .unwrap();
+    let emitted = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (emitted, leads, engine)
+}
+
+/// Produces keyed records in order.
+pub fn produce(topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) -> u64 {
+    leadscore::kafka::produce_all(&brokers(), &BTreeMap::new(), topic, records, None, |_| {})
+        .expect("produce")
+}
+
+pub fn produce_records(topic: &str, records: &[GenRecord]) -> u64 {
+    produce(
+        topic,
+        records
+            .iter()
+            .map(|r| (r.lead_id.clone(), r.json_line().into_bytes())),
+    )
+}
+
+/// A running `leadscore run`.
+pub struct Service {
+    pub child: Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Service {
+    pub fn start(n: &Names, extra_env: &[(&str, &str)]) -> Service {
+        let http = format!("127.0.0.1:{}", free_port());
+        let log = std::env::temp_dir().join(format!("{}-{}.log", n.group, free_port()));
+        let logf = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadscore"));
+        cmd.arg("run")
+            .env("LEADSCORE_BROKERS", brokers())
+            .env("LEADSCORE_GROUP_ID", &n.group)
+            .env("LEADSCORE_INPUT_TOPICS", &n.input)
+            .env("LEADSCORE_OUTPUT_TOPIC", &n.output)
+            .env("LEADSCORE_DLQ_TOPIC", &n.dlq)
+            .env("LEADSCORE_RULES", rules_path())
+            .env("LEADSCORE_HTTP_ADDR", &http)
+            .env("LEADSCORE_COMMIT_INTERVAL", "200ms")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(logf);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn leadscore run");
+        Service { child, http, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(&self.http, path)
+    }
+
+    /// Waits until /readyz answers 200.
+    pub fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("service exited early ({status}); log:\n{}", self.log_text());
+            }
+            if let Some((200, _)) = self.get("/readyz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "service not ready within {within:?}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!(
+            "service did not exit within {within:?} of SIGTERM; log:\n{}",
+            self.log_text()
+        );
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string())?;
+    Some((status, body))
+}
+
+fn plain_consumer(group: Option<&str>) -> BaseConsumer {
+    let mut c = leadscore::kafka::client_config(&brokers(), &BTreeMap::new());
+    c.set(
+        "group.id",
+        group
+            .map(str::to_string)
+            .unwrap_or_else(|| unique("reader")),
+    )
+    .set("enable.auto.commit", "false");
+    c.create().unwrap()
+}
+
+/// End offsets (last offset + 1) of every partition of a topic, found by consuming to the end.
+///
+/// Not via ListOffsets: tansu 0.6 answers "latest" with the base offset of the last record
+/// batch + 1 instead of the log end offset (see docs/ARCHITECTURE.md). Fetch responses carry
+/// the right high watermark, so partition EOF is exact.
+pub fn high_watermarks(topic: &str) -> BTreeMap<i32, i64> {
+    let mut ends = BTreeMap::new();
+    for r in read_all(topic) {
+        let e = ends.entry(r.partition).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    for p in partitions(topic) {
+        ends.entry(p).or_insert(0);
+    }
+    ends
+}
+
+fn partitions(topic: &str) -> Vec<i32> {
+    let c = plain_consumer(None);
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    md.topics()[0].partitions().iter().map(|p| p.id()).collect()
+}
+
+/// Committed offsets of a group on a topic (missing = nothing committed).
+pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let c = plain_consumer(Some(group));
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions(topic) {
+        tpl.add_partition(topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until the group has committed every input message: since offsets are committed only
+/// after outputs are acknowledged, every output is then in the output topic.
+pub fn wait_all_committed(group: &str, topic: &str, within: Duration, svc: &[&Service]) {
+    let want = high_watermarks(topic);
+    let deadline = Instant::now() + within;
+    loop {
+        let got = committed(group, topic);
+        if want
+            .iter()
+            .all(|(p, hw)| *hw == 0 || got.get(p) == Some(hw))
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = svc.iter().map(|s| s.log_text()).collect();
+            panic!(
+                "group {group} did not commit all of {topic} within {within:?}: want {want:?}, got {got:?}\nlogs:\n{}",
+                logs.join("\n----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A consumed record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Reads a topic from the beginning to its end (partition EOF on every partition).
+pub fn read_all(topic: &str) -> Vec<Record> {
+    let parts = partitions(topic);
+    let mut c = leadscore::kafka::client_config(&brokers(), &BTreeMap::new());
+    c.set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
+    let c: BaseConsumer = c.create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut at_end: std::collections::BTreeSet<i32> = Default::default();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while at_end.len() < parts.len() {
+        assert!(Instant::now() < deadline, "timed out reading {topic}");
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_string(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Record {
+                    key: m.key().map(|k| k.to_vec()),
+                    payload: m.payload().map(|p| p.to_vec()),
+                    headers,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// sales_ready values of an output topic.
+pub fn outputs(topic: &str) -> Vec<Value> {
+    read_all(topic)
+        .iter()
+        .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
+/// Per lead, the sequence of (event_id, score, trigger) — the order that matters.
+pub fn by_lead(values: &[Value]) -> BTreeMap<String, Vec<(String, f64, String)>> {
+    let mut m: BTreeMap<String, Vec<(String, f64, String)>> = BTreeMap::new();
+    for v in values {
+        m.entry(v["lead_id"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                v["event_id"].as_str().unwrap().to_string(),
+                v["score"].as_f64().unwrap(),
+                v["trigger_event_id"].as_str().unwrap().to_string(),
+            ));
+    }
+    m
+}
+
+/// Asserts two per-lead sequences are equal: same ids and triggers, scores within 1e-9.
+pub fn assert_same_sequences(
+    got: &BTreeMap<String, Vec<(String, f64, String)>>,
+    want: &BTreeMap<String, Vec<(String, f64, String)>>,
+) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "qualified leads differ"
+    );
+    for (lead, w) in want {
+        let g = &got[lead];
+        assert_eq!(g.len(), w.len(), "lead {lead}: {g:?} vs {w:?}");
+        for (a, b) in g.iter().zip(w) {
+            assert_eq!(a.0, b.0, "lead {lead}");
+            assert_eq!(a.2, b.2, "lead {lead}: trigger");
+            assert!(
+                (a.1 - b.1).abs() <= 1e-9 * b.1.abs(),
+                "lead {lead}: score {} vs {}",
+                a.1,
+                b.1
+            );
+        }
+    }
+}
