@@ -257,7 +257,13 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         topics: cfg.input_topics.clone(),
     };
     let stats_ms = cfg.statistics_every()?.as_millis().to_string();
-    let consumer: BaseConsumer<GroupContext> = client_config(&cfg.brokers, &cfg.kafka)
+    let mut consumer_config = client_config(&cfg.brokers, &cfg.kafka);
+    if !cfg.kafka.contains_key("fetch.wait.max.ms") {
+        // Low latency by default: a broker that holds an empty fetch for the full wait (tansu
+        // does) would otherwise add up to librdkafka's 500 ms default to every event.
+        consumer_config.set("fetch.wait.max.ms", "10");
+    }
+    let consumer: BaseConsumer<GroupContext> = consumer_config
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
