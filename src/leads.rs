@@ -44,6 +44,14 @@ impl LeadTable {
         Self::default()
     }
 
+    /// An empty table with room for `n` leads (no rehashing until then).
+    pub fn with_capacity(n: usize) -> Self {
+        LeadTable {
+            map: HashMap::with_capacity_and_hasher(n, PassThrough),
+            ..Self::default()
+        }
+    }
+
     #[inline]
     fn key(&self, id: &str) -> u128 {
         ((self.k1.hash_one(id) as u128) << 64) | self.k2.hash_one(id) as u128

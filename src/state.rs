@@ -65,7 +65,7 @@ pub struct LeadState {
     pub(crate) armed: bool,
     pub(crate) fit: f64,
     // Inline up to a typical lead's size: no extra heap (and cache miss) per lead.
-    pub(crate) engagement: SmallVec<[Accumulator; 4]>,
+    pub(crate) engagement: SmallVec<[Accumulator; 6]>,
     pub(crate) caps: SmallVec<[CapCount; 2]>,
     recent: [u64; DEDUP_WINDOW],
     recent_len: u8,

@@ -170,5 +170,10 @@ fn state_is_compact() {
     }
     assert_eq!(st.accumulators().len(), 5);
     let encoded = st.to_bytes(engine.rules()).len();
+    eprintln!(
+        "state: {encoded} bytes encoded, {} bytes in memory",
+        st.memory_bytes()
+    );
     assert!(encoded <= 200, "encoded state is {encoded} bytes");
+    assert!(st.memory_bytes() <= 400, "{} bytes in memory", st.memory_bytes());
 }
