@@ -175,5 +175,9 @@ fn state_is_compact() {
         st.memory_bytes()
     );
     assert!(encoded <= 200, "encoded state is {encoded} bytes");
-    assert!(st.memory_bytes() <= 400, "{} bytes in memory", st.memory_bytes());
+    assert!(
+        st.memory_bytes() <= 400,
+        "{} bytes in memory",
+        st.memory_bytes()
+    );
 }
