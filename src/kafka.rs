@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode as Code;
 
 /// A librdkafka client configuration for these brokers plus passthrough properties.
@@ -49,8 +51,36 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// Records, from delivery reports, the end offset (last offset + 1) of every partition written
+/// and the number of failed deliveries.
+#[derive(Default)]
+struct EndTracker {
+    ends: std::sync::Mutex<BTreeMap<i32, i64>>,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for EndTracker {}
+
+impl ProducerContext for EndTracker {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                let mut ends = self.ends.lock().unwrap();
+                let e = ends.entry(m.partition()).or_insert(0);
+                *e = (*e).max(m.offset() + 1);
+            }
+            Err(_) => {
+                self.failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Produces keyed payloads in order, optionally paced to `rate` messages per second;
-/// `progress` is called about every second with the number sent so far.
+/// `progress` is called about every second with the number sent so far. Returns the number
+/// sent and, per partition, the end offset (last written offset + 1) from delivery reports.
 pub fn produce_all(
     brokers: &str,
     passthrough: &BTreeMap<String, String>,
@@ -58,11 +88,11 @@ pub fn produce_all(
     records: impl IntoIterator<Item = (String, Vec<u8>)>,
     rate: Option<f64>,
     mut progress: impl FnMut(u64),
-) -> Result<u64> {
-    let producer: ThreadedProducer<DefaultProducerContext> = client_config(brokers, passthrough)
+) -> Result<(u64, BTreeMap<i32, i64>)> {
+    let producer: ThreadedProducer<EndTracker> = client_config(brokers, passthrough)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .create()
+        .create_with_context(EndTracker::default())
         .context("cannot create Kafka producer")?;
     let started = Instant::now();
     let mut last_report = started;
@@ -95,5 +125,13 @@ pub fn produce_all(
     producer
         .flush(Duration::from_secs(60))
         .with_context(|| format!("not all messages to {topic} were acknowledged"))?;
-    Ok(sent)
+    let failed = producer
+        .context()
+        .failed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} message(s) to {topic} could not be delivered");
+    }
+    let ends = producer.context().ends.lock().unwrap().clone();
+    Ok((sent, ends))
 }

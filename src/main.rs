@@ -259,7 +259,7 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
             };
             (r.lead_id.clone(), payload)
         });
-        let sent = leadscore::kafka::produce_all(
+        let (sent, _) = leadscore::kafka::produce_all(
             &a.brokers,
             &Default::default(),
             topic,

@@ -27,8 +27,8 @@ fn a_generated_stream_yields_exactly_the_replay_sales_ready_sequence() {
     );
     let mut svc = Service::start(&n, &[]);
     svc.wait_ready(READY);
-    produce_records(&n.input, &records);
-    wait_all_committed(&n.group, &n.input, DONE, &[&svc]);
+    let ends = produce_records(&n.input, &records);
+    wait_all_committed(&n.group, &n.input, &ends, DONE, &[&svc]);
     let got = outputs(&n.output);
     assert_eq!(
         got.len(),
@@ -132,6 +132,7 @@ fn b_invalid_messages_go_to_the_dead_letter_topic_and_later_events_still_score()
         producer.send(r).map_err(|(e, _)| e).unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
+    let bad_ends: Ends = [(0, cases.len() as i64)].into();
     // Valid events after the bad ones, in both encodings.
     let pb = leadscore::event::decode_json(
         ev("ok-2", "L-ok", "2026-11-02T11:00:00Z", "bofu")
@@ -141,14 +142,14 @@ fn b_invalid_messages_go_to_the_dead_letter_topic_and_later_events_still_score()
     .unwrap()
     .to_proto()
     .encode_to_vec();
-    produce(
+    let ends = produce(
         &n.input,
         vec![
             ("L-ok".to_string(), valid.into_bytes()),
             ("L-ok".to_string(), pb),
         ],
     );
-    wait_all_committed(&n.group, &n.input, DONE, &[&svc]);
+    wait_all_committed(&n.group, &n.input, &merge(bad_ends, ends), DONE, &[&svc]);
 
     let dead = read_all(&n.dlq);
     assert_eq!(dead.len(), cases.len(), "every invalid message, once");
@@ -221,11 +222,11 @@ fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops(
         std::thread::sleep(Duration::from_millis(100));
     }
     let half = records.len() / 2;
-    produce_records(&n.input, &records[..half]);
+    let first = produce_records(&n.input, &records[..half]);
     // Stop A while B keeps running; then the rest of the stream.
     let status = a.terminate(Duration::from_secs(60));
     assert!(status.success(), "A exits 0: {status}\n{}", a.log_text());
-    produce_records(&n.input, &records[half..]);
+    let ends = merge(first, produce_records(&n.input, &records[half..]));
     let deadline = std::time::Instant::now() + READY;
     while owned(&b).len() != 8 {
         assert!(
@@ -235,7 +236,7 @@ fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    wait_all_committed(&n.group, &n.input, DONE, &[&a, &b]);
+    wait_all_committed(&n.group, &n.input, &ends, DONE, &[&a, &b]);
     let got = outputs(&n.output);
     // A re-sent sales_ready keeps its event_id; dedupe by it, keeping first occurrence.
     let mut seen = std::collections::HashSet::new();
@@ -266,8 +267,8 @@ fn d_lead_lookup_agrees_with_replay_scores() {
     let (_, leads, engine) = reference(&records);
     let mut svc = Service::start(&n, &[]);
     svc.wait_ready(READY);
-    produce_records(&n.input, &records);
-    wait_all_committed(&n.group, &n.input, DONE, &[&svc]);
+    let ends = produce_records(&n.input, &records);
+    wait_all_committed(&n.group, &n.input, &ends, DONE, &[&svc]);
     let mut checked = 0;
     for lead in leads.sorted() {
         let want = engine.lead_score(&lead.id, &lead.state);
@@ -311,27 +312,13 @@ fn e_sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
     create_topics(&n, 4);
     let records = stream(600, 14);
     let (_, leads, engine) = reference(&records);
-    let mut svc = Service::start(&n, &[]);
+    // No periodic commits: only the shutdown can commit.
+    let mut svc = Service::start(&n, &[("LEADSCORE_COMMIT_INTERVAL", "1h")]);
     svc.wait_ready(READY);
-    produce_records(&n.input, &records);
-    // Wait for processing (the lead table holds every lead), not for commits: SIGTERM must commit.
-    let probe = leads.sorted().last().unwrap().id.to_string();
+    let ends = produce_records(&n.input, &records);
+    let total = records.len() as f64;
     let deadline = std::time::Instant::now() + DONE;
-    loop {
-        let lag_done = svc
-            .get(&format!("/v1/leads/{probe}"))
-            .map(|(s, b)| {
-                s == 200
-                    && serde_json::from_str::<Value>(&b).unwrap()["as_of"]
-                        == engine
-                            .lead_score(&probe, leads.get(&probe).unwrap())
-                            .as_of
-                            .as_str()
-            })
-            .unwrap_or(false);
-        if lag_done {
-            break;
-        }
+    while svc.metric("leadscore_events_total") + svc.metric("leadscore_invalid_total") < total {
         assert!(
             std::time::Instant::now() < deadline,
             "not processed:\n{}",
@@ -339,17 +326,20 @@ fn e_sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(
+        committed(&n.group, &n.input).is_empty(),
+        "nothing committed before SIGTERM"
+    );
     let status = svc.terminate(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{}", svc.log_text());
     // Everything processed is committed, right away.
-    let hw = high_watermarks(&n.input);
     let got = committed(&n.group, &n.input);
-    for (p, h) in &hw {
-        if *h > 0 {
+    for (p, h) in &ends {
+        {
             assert_eq!(
                 got.get(p),
                 Some(h),
-                "partition {p}: committed {got:?}, end {hw:?}"
+                "partition {p}: committed {got:?}, end {ends:?}"
             );
         }
     }

@@ -30,7 +30,7 @@ use crate::kafka::client_config;
 use crate::leads::LeadTable;
 use crate::output::SalesReady;
 use crate::service::metrics::{self as m, BatchCounts};
-use crate::service::restore::rebuild_from_input;
+use crate::service::restore::{apply_range, fetch_start_for, rebuild_from_input};
 use crate::time::now_micros;
 
 /// Most messages handled per poll batch.
@@ -292,7 +292,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         if let Some(f) = shared.fatal.lock().unwrap().clone() {
             break Err(anyhow!(f));
         }
-        if let Err(e) = restore_pending(cfg, &shared, &consumer) {
+        if let Err(e) = restore_pending(cfg, &shared, &consumer, &positions) {
             break Err(e);
         }
 
@@ -322,7 +322,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
             timeout = Duration::ZERO;
         }
         if shared.generation.load(Ordering::Acquire) != gen0 {
-            if let Err(e) = restore_pending(cfg, &shared, &consumer) {
+            if let Err(e) = restore_pending(cfg, &shared, &consumer, &positions) {
                 break Err(e);
             }
         }
@@ -341,6 +341,34 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                     .iter()
                     .position(|x| x == msg.topic())
                     .unwrap_or(0);
+                // Never apply a message twice: after a restore or a re-fetch, skip what the
+                // state already reflects.
+                match pos.next.get(&(t, p)) {
+                    Some(&next) if msg.offset() < next => continue,
+                    Some(&next) if msg.offset() > next => {
+                        // Consumption resumed past the restored offset (the broker answered a
+                        // stale committed offset): apply the messages in between first.
+                        warn!(
+                            topic = msg.topic(),
+                            partition = p,
+                            "resuming at offset {} but state reflects {next}: catching up",
+                            msg.offset()
+                        );
+                        if let Err(e) = apply_range(
+                            cfg,
+                            &shared.engine,
+                            leads,
+                            msg.topic(),
+                            p,
+                            next,
+                            msg.offset(),
+                        ) {
+                            *shared.fatal.lock().unwrap() = Some(format!("catch-up failed: {e:#}"));
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
                 match decode(
                     msg.payload().unwrap_or_default(),
                     msg.key(),
@@ -457,6 +485,7 @@ fn restore_pending(
     cfg: &Config,
     shared: &Shared,
     consumer: &BaseConsumer<GroupContext>,
+    positions: &Mutex<Positions>,
 ) -> Result<()> {
     loop {
         let next = shared.pending.lock().unwrap().first().copied();
@@ -486,6 +515,23 @@ fn restore_pending(
         if let Some(i) = pending.iter().position(|x| *x == p) {
             pending.remove(i);
             shared.shards.lock().unwrap().insert(p, leads);
+            let mut pos = positions.lock().unwrap();
+            for (topic, offset) in &until {
+                if let Some(t) = cfg.input_topics.iter().position(|x| x == topic) {
+                    if *offset > 0 {
+                        pos.next.insert((t, p), *offset);
+                        // Resume from a batch start: a broker like tansu would otherwise skip
+                        // the rest of the batch the committed offset falls in. Messages before
+                        // the committed offset are then skipped by the position check.
+                        let start = fetch_start_for(cfg, topic, p, *offset)?;
+                        if start < *offset {
+                            consumer
+                                .seek(topic, p, Offset::Offset(start), Duration::from_secs(10))
+                                .with_context(|| format!("cannot seek {topic}/{p} to {start}"))?;
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -119,13 +119,26 @@ pub fn reference(records: &[GenRecord]) -> (Vec<Value>, LeadTable, Engine) {
     (emitted, leads, engine)
 }
 
-/// Produces keyed records in order.
-pub fn produce(topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) -> u64 {
+/// End offsets (last offset + 1) per partition of what a test produced.
+pub type Ends = BTreeMap<i32, i64>;
+
+/// Produces keyed records in order; returns the end offsets from the delivery reports.
+pub fn produce(topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) -> Ends {
     leadscore::kafka::produce_all(&brokers(), &BTreeMap::new(), topic, records, None, |_| {})
         .expect("produce")
+        .1
 }
 
-pub fn produce_records(topic: &str, records: &[GenRecord]) -> u64 {
+/// Merges end offsets of two produce calls.
+pub fn merge(mut a: Ends, b: Ends) -> Ends {
+    for (p, e) in b {
+        let x = a.entry(p).or_insert(0);
+        *x = (*x).max(e);
+    }
+    a
+}
+
+pub fn produce_records(topic: &str, records: &[GenRecord]) -> Ends {
     produce(
         topic,
         records
@@ -181,6 +194,18 @@ impl Service {
     /// GET a path: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(&self.http, path)
+    }
+
+    /// Sum of a metric's samples (all label sets) on /metrics; 0 when absent.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.get("/metrics").unwrap_or_default();
+        body.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Waits until /readyz answers 200.
@@ -294,10 +319,16 @@ pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
         .collect()
 }
 
-/// Waits until the group has committed every input message: since offsets are committed only
-/// after outputs are acknowledged, every output is then in the output topic.
-pub fn wait_all_committed(group: &str, topic: &str, within: Duration, svc: &[&Service]) {
-    let want = high_watermarks(topic);
+/// Waits until the group has committed every input message (`want`: end offsets of what was
+/// produced): since offsets are committed only after outputs are acknowledged, every output is
+/// then in the output topic.
+pub fn wait_all_committed(
+    group: &str,
+    topic: &str,
+    want: &Ends,
+    within: Duration,
+    svc: &[&Service],
+) {
     let deadline = Instant::now() + within;
     loop {
         let got = committed(group, topic);
