@@ -70,8 +70,16 @@ pub struct Config {
     pub output_format: OutputFormat,
     /// Log format.
     pub log_format: LogFormat,
-    /// How often offsets are committed (after outputs are acknowledged), humantime.
+    /// How often state is checkpointed (changelog, local store) and offsets committed, after
+    /// outputs are acknowledged; humantime.
+    #[serde(alias = "checkpoint_interval")]
     pub commit_interval: String,
+    /// Leads with no fit points, never qualified, |score| below this floor ...
+    pub retention_floor: f64,
+    /// ... and idle (event time) longer than this TTL are evicted; humantime.
+    pub retention_ttl: String,
+    /// How often each partition is swept for evictable leads; humantime.
+    pub retention_sweep: String,
     /// How often librdkafka statistics (consumer lag) are refreshed, humantime.
     pub statistics_interval: String,
     /// librdkafka properties passed through unchanged (security.protocol, sasl.*, ssl.*, ...).
@@ -94,6 +102,9 @@ impl Default for Config {
             output_format: OutputFormat::Json,
             log_format: LogFormat::Text,
             commit_interval: "1s".into(),
+            retention_floor: 1.0,
+            retention_ttl: "90d".into(),
+            retention_sweep: "1m".into(),
             statistics_interval: "5s".into(),
             kafka: BTreeMap::new(),
         }
@@ -126,7 +137,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Environment variables the service reads (besides `LEADSCORE_KAFKA_*`).
-pub const ENV_KEYS: [(&str, &str); 13] = [
+pub const ENV_KEYS: [(&str, &str); 17] = [
     ("LEADSCORE_BROKERS", "brokers"),
     ("LEADSCORE_GROUP_ID", "group_id"),
     ("LEADSCORE_INPUT_TOPICS", "input_topics"),
@@ -140,6 +151,10 @@ pub const ENV_KEYS: [(&str, &str); 13] = [
     ("LEADSCORE_OUTPUT_FORMAT", "output_format"),
     ("LEADSCORE_LOG_FORMAT", "log_format"),
     ("LEADSCORE_COMMIT_INTERVAL", "commit_interval"),
+    ("LEADSCORE_CHECKPOINT_INTERVAL", "commit_interval"),
+    ("LEADSCORE_RETENTION_FLOOR", "retention_floor"),
+    ("LEADSCORE_RETENTION_TTL", "retention_ttl"),
+    ("LEADSCORE_RETENTION_SWEEP", "retention_sweep"),
 ];
 
 impl Config {
@@ -248,7 +263,17 @@ impl Config {
                     _ => LogFormat::Text,
                 }
             }
-            "LEADSCORE_COMMIT_INTERVAL" => self.commit_interval = value.into(),
+            "LEADSCORE_COMMIT_INTERVAL" | "LEADSCORE_CHECKPOINT_INTERVAL" => {
+                self.commit_interval = value.into()
+            }
+            "LEADSCORE_RETENTION_FLOOR" => {
+                self.retention_floor = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("not a number".into(), "use a number of points such as 1.0"))?
+            }
+            "LEADSCORE_RETENTION_TTL" => self.retention_ttl = value.into(),
+            "LEADSCORE_RETENTION_SWEEP" => self.retention_sweep = value.into(),
             "LEADSCORE_STATISTICS_INTERVAL" => self.statistics_interval = value.into(),
             _ => {}
         }
@@ -297,6 +322,15 @@ impl Config {
         }
         self.http_socket_addr()?;
         self.commit_every()?;
+        self.retention_ttl()?;
+        self.retention_sweep_every()?;
+        if !(self.retention_floor.is_finite() && self.retention_floor >= 0.0) {
+            return Err(bad(
+                "retention_floor",
+                format!("must be ≥ 0, got {}", self.retention_floor),
+                "use a number of points such as 1.0 (0 evicts only leads at exactly 0)",
+            ));
+        }
         self.statistics_every()?;
         for reserved in [
             "group.id",
@@ -342,6 +376,16 @@ impl Config {
     /// Offset commit interval.
     pub fn commit_every(&self) -> Result<Duration, ConfigError> {
         Self::duration("commit_interval", &self.commit_interval)
+    }
+
+    /// Idle time (event time) after which a negligible lead is evicted.
+    pub fn retention_ttl(&self) -> Result<Duration, ConfigError> {
+        Self::duration("retention_ttl", &self.retention_ttl)
+    }
+
+    /// How often partitions are swept for eviction.
+    pub fn retention_sweep_every(&self) -> Result<Duration, ConfigError> {
+        Self::duration("retention_sweep", &self.retention_sweep)
     }
 
     /// librdkafka statistics interval.

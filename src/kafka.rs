@@ -78,6 +78,33 @@ impl ProducerContext for EndTracker {
     }
 }
 
+/// Creates a compacted topic if it does not exist; fails if it exists with another partition
+/// count than `partitions`.
+pub async fn ensure_compacted_topic(
+    brokers: &str,
+    passthrough: &BTreeMap<String, String>,
+    name: &str,
+    partitions: i32,
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, passthrough)
+        .create()
+        .context("cannot create Kafka admin client")?;
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    for r in admin
+        .create_topics([&topic], &opts)
+        .await
+        .with_context(|| format!("cannot create topic {name}"))?
+    {
+        match r {
+            Ok(_) | Err((_, Code::TopicAlreadyExists)) => {}
+            Err((n, code)) => bail!("cannot create topic {n}: {code}"),
+        }
+    }
+    Ok(())
+}
+
 /// Produces keyed payloads in order, optionally paced to `rate` messages per second;
 /// `progress` is called about every second with the number sent so far. Returns the number
 /// sent and, per partition, the end offset (last written offset + 1) from delivery reports.

@@ -18,12 +18,15 @@ pub struct Lead {
     pub id: Box<str>,
     /// Its state.
     pub state: LeadState,
+    /// Changed since the last [`LeadTable::take_dirty`].
+    dirty: bool,
 }
 
-/// Lead id → state.
+/// Lead id → state, remembering which leads changed since the last checkpoint.
 #[derive(Debug, Clone)]
 pub struct LeadTable {
     map: HashMap<u128, Lead, PassThrough>,
+    dirty: Vec<u128>,
     k1: ahash::RandomState,
     k2: ahash::RandomState,
 }
@@ -32,6 +35,7 @@ impl Default for LeadTable {
     fn default() -> Self {
         LeadTable {
             map: HashMap::default(),
+            dirty: Vec::new(),
             k1: ahash::RandomState::new(),
             k2: ahash::RandomState::new(),
         }
@@ -57,18 +61,37 @@ impl LeadTable {
         ((self.k1.hash_one(id) as u128) << 64) | self.k2.hash_one(id) as u128
     }
 
-    /// The state of a lead, created (armed, empty) if the lead is new.
+    /// The state of a lead for changing it, created (armed, empty) if the lead is new; the
+    /// lead is marked changed.
     #[inline]
     pub fn get_or_insert(&mut self, id: &str) -> &mut LeadState {
         let key = self.key(id);
-        &mut self
-            .map
-            .entry(key)
-            .or_insert_with(|| Lead {
-                id: id.into(),
-                state: LeadState::new(),
-            })
-            .state
+        let lead = self.map.entry(key).or_insert_with(|| Lead {
+            id: id.into(),
+            state: LeadState::new(),
+            dirty: false,
+        });
+        if !lead.dirty {
+            lead.dirty = true;
+            self.dirty.push(key);
+        }
+        &mut lead.state
+    }
+
+    /// The leads changed since the last call (each once), and forgets them as changed.
+    pub fn take_dirty(&mut self) -> Vec<&Lead> {
+        let keys = std::mem::take(&mut self.dirty);
+        for k in &keys {
+            if let Some(l) = self.map.get_mut(k) {
+                l.dirty = false;
+            }
+        }
+        keys.iter().filter_map(|k| self.map.get(k)).collect()
+    }
+
+    /// How many leads changed since the last [`LeadTable::take_dirty`].
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
     }
 
     /// The state of a lead, if known.
@@ -76,7 +99,7 @@ impl LeadTable {
         self.map.get(&self.key(id)).map(|l| &l.state)
     }
 
-    /// Replaces (or inserts) a lead's state.
+    /// Replaces (or inserts) a lead's state, not marked changed (restores use this).
     pub fn insert(&mut self, id: &str, state: LeadState) {
         let key = self.key(id);
         self.map.insert(
@@ -84,6 +107,7 @@ impl LeadTable {
             Lead {
                 id: id.into(),
                 state,
+                dirty: false,
             },
         );
     }
@@ -112,6 +136,20 @@ impl LeadTable {
     /// Keeps the leads for which `f` holds.
     pub fn retain(&mut self, mut f: impl FnMut(&Lead) -> bool) {
         self.map.retain(|_, l| f(l));
+    }
+
+    /// Removes the leads for which `f` holds and returns their ids.
+    pub fn evict(&mut self, mut f: impl FnMut(&Lead) -> bool) -> Vec<Box<str>> {
+        let mut gone = Vec::new();
+        self.map.retain(|_, l| {
+            if f(l) {
+                gone.push(l.id.clone());
+                false
+            } else {
+                true
+            }
+        });
+        gone
     }
 
     /// Leads sorted by id.
@@ -168,5 +206,12 @@ mod tests {
         assert_eq!(ids, ["a", "b"]);
         assert!(t.remove("a").is_some());
         assert_eq!(t.len(), 1);
+        let dirty: Vec<&str> = t.take_dirty().iter().map(|l| &*l.id).collect();
+        assert_eq!(dirty, ["b"], "removed leads are not reported");
+        assert!(t.take_dirty().is_empty());
+        t.get_or_insert("b");
+        t.get_or_insert("b");
+        t.insert("c", LeadState::new());
+        assert_eq!(t.dirty_count(), 1);
     }
 }

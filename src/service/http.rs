@@ -101,7 +101,7 @@ pub struct LeadView {
 async fn lead(State(s): State<AppState>, Path(lead_id): Path<String>) -> Response {
     let engine = &s.shared.engine;
     let shards = s.shared.shards.lock().unwrap();
-    let found = shards.values().find_map(|t| t.get(&lead_id));
+    let found = shards.values().find_map(|s| s.leads.get(&lead_id));
     match found.filter(|st| st.clock().is_some()) {
         None => (
             StatusCode::NOT_FOUND,

@@ -2,10 +2,12 @@
 //! [`pipeline`] (consume, score, publish, commit), [`restore`] (partition state on assignment),
 //! [`http`] (metrics, health, lead lookup), [`metrics`].
 
+pub mod changelog;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod restore;
+pub mod store;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use prost::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -29,19 +29,31 @@ use crate::event::decode;
 use crate::kafka::client_config;
 use crate::leads::LeadTable;
 use crate::output::SalesReady;
+use crate::service::changelog;
 use crate::service::metrics::{self as m, BatchCounts};
 use crate::service::restore::{apply_range, fetch_start_for, rebuild_from_input};
+use crate::service::store::{Offsets, PartitionStore};
 use crate::time::now_micros;
 
 /// Most messages handled per poll batch.
 const MAX_BATCH: usize = 2048;
+
+/// One owned input partition: its leads, its durable store, leads evicted since the last
+/// checkpoint, and when it was last swept for eviction.
+pub struct Shard {
+    /// The partition's leads.
+    pub leads: LeadTable,
+    store: PartitionStore,
+    evicted: Vec<Box<str>>,
+    last_sweep: Instant,
+}
 
 /// State shared between the pipeline thread, rebalance callbacks and the HTTP server.
 pub struct Shared {
     /// The engine (rules) in force.
     pub engine: Engine,
     /// Input partition → its leads.
-    pub shards: Mutex<BTreeMap<i32, LeadTable>>,
+    pub shards: Mutex<BTreeMap<i32, Shard>>,
     /// Partitions assigned but not yet restored.
     pub pending: Mutex<Vec<i32>>,
     /// The group was joined at least once.
@@ -117,17 +129,53 @@ struct GroupContext {
     failures: Arc<AtomicU64>,
     positions: Arc<Mutex<Positions>>,
     topics: Vec<String>,
+    changelog_topic: String,
 }
 
 impl GroupContext {
-    /// Waits for every output to be acknowledged, then commits processed offsets (of `only`
-    /// partitions, or all).
+    /// The checkpoint: (1) changed leads and evictions to the changelog, (2) wait until every
+    /// output and changelog record is acknowledged, (3) changed leads and the input offsets they
+    /// reflect to the local store in one transaction, (4) commit the consumer offsets. A crash
+    /// between any two steps leaves a state that a restart resumes from without loss.
     fn checkpoint(
         &self,
         consumer: &BaseConsumer<GroupContext>,
         only: Option<&[i32]>,
         mode: CommitMode,
     ) -> Result<()> {
+        let started = Instant::now();
+        let rules = self.shared.engine.rules().clone();
+        let mut shards = self.shared.shards.lock().unwrap();
+        let pos = self.positions.lock().unwrap();
+        let in_scope = |p: &i32| only.is_none_or(|o| o.contains(p));
+        let mut writes: Vec<(i32, Vec<(Box<str>, Vec<u8>)>, Vec<Box<str>>, Offsets)> = Vec::new();
+        for (p, shard) in shards.iter_mut().filter(|(p, _)| in_scope(p)) {
+            let offsets: Offsets = pos
+                .next
+                .iter()
+                .filter(|((_, q), _)| q == p)
+                .map(|((t, _), n)| (self.topics[*t].clone(), *n))
+                .collect();
+            let header = changelog::encode_offsets(&offsets);
+            let changed: Vec<(Box<str>, Vec<u8>)> = shard
+                .leads
+                .take_dirty()
+                .into_iter()
+                .filter(|l| l.state.clock().is_some())
+                .map(|l| (l.id.clone(), l.state.to_bytes(&rules)))
+                .collect();
+            let removed = std::mem::take(&mut shard.evicted);
+            if changed.is_empty() && removed.is_empty() && !pos.dirty {
+                continue;
+            }
+            for (id, bytes) in &changed {
+                self.send_changelog(*p, id, Some(bytes), &header);
+            }
+            for id in &removed {
+                self.send_changelog(*p, id, None, &header);
+            }
+            writes.push((*p, changed, removed, offsets));
+        }
         self.producer
             .flush(Duration::from_secs(60))
             .context("outputs not acknowledged within 60s; offsets not committed")?;
@@ -135,23 +183,49 @@ impl GroupContext {
         if failed > 0 {
             bail!("{failed} output message(s) could not be delivered; offsets not committed");
         }
-        let mut pos = self.positions.lock().unwrap();
+        let mut leads_written = 0;
+        for (p, changed, removed, offsets) in &writes {
+            if let Some(shard) = shards.get(p) {
+                leads_written += shard.store.write(changed, removed, offsets)?;
+            }
+        }
+        drop(shards);
         let mut tpl = TopicPartitionList::new();
         for ((t, p), next) in &pos.next {
-            if only.is_none_or(|o| o.contains(p)) {
+            if in_scope(p) {
                 tpl.add_partition_offset(&self.topics[*t], *p, Offset::Offset(*next))?;
             }
         }
-        if tpl.count() == 0 || (!pos.dirty && only.is_none()) {
-            return Ok(());
+        let dirty = pos.dirty;
+        drop(pos);
+        if tpl.count() > 0 && (dirty || only.is_some()) {
+            consumer
+                .commit(&tpl, mode)
+                .context("offset commit failed")?;
+            if only.is_none() {
+                self.positions.lock().unwrap().dirty = false;
+            }
         }
-        consumer
-            .commit(&tpl, mode)
-            .context("offset commit failed")?;
-        if only.is_none() {
-            pos.dirty = false;
+        if leads_written > 0 {
+            counter!("leadscore_checkpoint_leads_total").increment(leads_written);
+            histogram!("leadscore_checkpoint_seconds").record(started.elapsed().as_secs_f64());
         }
         Ok(())
+    }
+
+    fn send_changelog(&self, partition: i32, lead: &str, state: Option<&[u8]>, offsets: &str) {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: changelog::OFFSETS_HEADER,
+            value: Some(offsets),
+        });
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.changelog_topic)
+            .key(lead.as_bytes())
+            .partition(partition)
+            .headers(headers);
+        if let Some(bytes) = state {
+            record = record.payload(bytes);
+        }
+        send_with_retry(&self.producer, record);
     }
 }
 
@@ -255,6 +329,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         failures,
         positions: positions.clone(),
         topics: cfg.input_topics.clone(),
+        changelog_topic: changelog::topic(&cfg.group_id),
     };
     let stats_ms = cfg.statistics_every()?.as_millis().to_string();
     let mut consumer_config = client_config(&cfg.brokers, &cfg.kafka);
@@ -280,6 +355,11 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
     info!(topics = ?cfg.input_topics, group = %cfg.group_id, rules = %shared.engine.rules().version, "consuming");
 
     let commit_every = cfg.commit_every()?;
+    let retention = Retention {
+        floor: cfg.retention_floor,
+        ttl: cfg.retention_ttl()?.as_micros() as i64,
+        every: cfg.retention_sweep_every()?,
+    };
     let mut last_commit = Instant::now();
     let mut counts = BatchCounts::default();
     let mut latencies: Vec<f64> = Vec::with_capacity(MAX_BATCH);
@@ -333,9 +413,10 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
             let mut pos = positions.lock().unwrap();
             for msg in &batch {
                 let p = msg.partition();
-                let Some(leads) = shards.get_mut(&p) else {
+                let Some(shard) = shards.get_mut(&p) else {
                     continue;
                 };
+                let leads = &mut shard.leads;
                 let t = cfg
                     .input_topics
                     .iter()
@@ -412,7 +493,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                 }
             }
             drop(pos);
-            let leads: usize = shards.values().map(LeadTable::len).sum();
+            let leads: usize = shards.values().map(|s| s.leads.len()).sum();
             let parts = shards.len();
             drop(shards);
             let per_event = started.elapsed().as_secs_f64() / batch.len() as f64;
@@ -430,6 +511,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
 
         if last_commit.elapsed() >= commit_every {
             last_commit = Instant::now();
+            sweep(&shared, &retention);
             if let Err(e) = consumer
                 .context()
                 .checkpoint(&consumer, None, CommitMode::Async)
@@ -477,10 +559,49 @@ fn check_topics(cfg: &Config, consumer: &BaseConsumer<GroupContext>) -> Result<(
             missing.join(" ")
         );
     }
+    // The changelog is the service's own: created (compacted, partitioned like the input) when
+    // missing; a changelog partitioned otherwise would put leads in the wrong partitions.
+    let partitions = |name: &str| {
+        md.topics()
+            .iter()
+            .find(|t| t.name() == name)
+            .map(|t| t.partitions().len() as i32)
+    };
+    let input_parts = partitions(&cfg.input_topics[0]).unwrap_or(0);
+    for t in &cfg.input_topics[1..] {
+        if partitions(t) != Some(input_parts) {
+            bail!(
+                "input topics {} ({input_parts} partitions) and {t} ({:?}) are not co-partitioned\n  fix: give every input topic the same partition count",
+                cfg.input_topics[0],
+                partitions(t)
+            );
+        }
+    }
+    let log = changelog::topic(&cfg.group_id);
+    match partitions(&log) {
+        Some(n) if n == input_parts => {}
+        Some(n) => bail!(
+            "changelog topic {log} has {n} partitions but the input has {input_parts}\n  fix: delete {log} (state is then rebuilt from the input) or repartition it"
+        ),
+        None => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(crate::kafka::ensure_compacted_topic(
+                    &cfg.brokers,
+                    &cfg.kafka,
+                    &log,
+                    input_parts,
+                ))?;
+            info!(topic = %log, partitions = input_parts, "created the state changelog topic");
+        }
+    }
     Ok(())
 }
 
-/// Rebuilds the state of newly assigned partitions before any of their messages is processed.
+/// Restores newly assigned partitions before any of their messages is processed: from the
+/// local store when it is at least as recent as the group's committed offsets, else from the
+/// changelog, else (no changelog yet) by re-applying the input. Then positions the consumer.
 fn restore_pending(
     cfg: &Config,
     shared: &Shared,
@@ -490,48 +611,127 @@ fn restore_pending(
     loop {
         let next = shared.pending.lock().unwrap().first().copied();
         let Some(p) = next else { return Ok(()) };
+        let started = Instant::now();
+        let rules = shared.engine.rules().clone();
         let mut tpl = TopicPartitionList::new();
         for t in &cfg.input_topics {
             tpl.add_partition(t, p);
         }
-        let committed = consumer
+        let committed: Offsets = consumer
             .committed_offsets(tpl, Duration::from_secs(30))
-            .with_context(|| format!("cannot read committed offsets of partition {p}"))?;
-        let until: Vec<(String, i64)> = committed
+            .with_context(|| format!("cannot read committed offsets of partition {p}"))?
             .elements()
             .iter()
-            .map(|e| {
-                let o = match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => 0,
-                };
-                (e.topic().to_string(), o)
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.topic().to_string(), o)),
+                _ => None,
             })
             .collect();
-        let leads = rebuild_from_input(cfg, &shared.engine, p, &until)?;
+        let store = PartitionStore::open(&cfg.state_dir, &cfg.group_id, p)?;
+        let local = store.offsets()?;
+        let local_covers = !local.is_empty()
+            && committed
+                .iter()
+                .all(|(t, o)| local.get(t).copied().unwrap_or(0) >= *o);
+        let (leads, resume, source) = if committed.is_empty() && local.is_empty() {
+            // Never processed by anyone: nothing to restore.
+            (LeadTable::new(), committed, "new")
+        } else if local_covers {
+            let mut leads = LeadTable::new();
+            store.load(&rules, &mut leads)?;
+            (leads, local, "local")
+        } else if let Some(leads) = changelog::restore(cfg, &rules, p, &committed)? {
+            store.replace_all(&rules, &leads, &committed)?;
+            (leads, committed, "changelog")
+        } else {
+            let until: Vec<(String, i64)> = committed.clone().into_iter().collect();
+            let leads = rebuild_from_input(cfg, &shared.engine, p, &until)?;
+            store.replace_all(&rules, &leads, &committed)?;
+            (leads, committed, "input")
+        };
+        let secs = started.elapsed().as_secs_f64();
+        counter!("leadscore_restore_leads_total", "source" => source).increment(leads.len() as u64);
+        info!(
+            partition = p,
+            source,
+            leads = leads.len(),
+            resume = %changelog::encode_offsets(&resume),
+            "partition restored in {secs:.2}s ({:.0} leads/s)",
+            leads.len() as f64 / secs.max(1e-9)
+        );
         shared.beat();
         let mut pending = shared.pending.lock().unwrap();
         // A revoke during the restore removed it from pending: drop the result.
-        if let Some(i) = pending.iter().position(|x| *x == p) {
-            pending.remove(i);
-            shared.shards.lock().unwrap().insert(p, leads);
-            let mut pos = positions.lock().unwrap();
-            for (topic, offset) in &until {
-                if let Some(t) = cfg.input_topics.iter().position(|x| x == topic) {
-                    if *offset > 0 {
-                        pos.next.insert((t, p), *offset);
-                        // Resume from a batch start: a broker like tansu would otherwise skip
-                        // the rest of the batch the committed offset falls in. Messages before
-                        // the committed offset are then skipped by the position check.
-                        let start = fetch_start_for(cfg, topic, p, *offset)?;
-                        if start < *offset {
-                            consumer
-                                .seek(topic, p, Offset::Offset(start), Duration::from_secs(10))
-                                .with_context(|| format!("cannot seek {topic}/{p} to {start}"))?;
-                        }
-                    }
-                }
+        let Some(i) = pending.iter().position(|x| *x == p) else {
+            continue;
+        };
+        pending.remove(i);
+        shared.shards.lock().unwrap().insert(
+            p,
+            Shard {
+                leads,
+                store,
+                evicted: Vec::new(),
+                last_sweep: Instant::now(),
+            },
+        );
+        let mut pos = positions.lock().unwrap();
+        for (topic, offset) in &resume {
+            let Some(t) = cfg.input_topics.iter().position(|x| x == topic) else {
+                continue;
+            };
+            if *offset <= 0 {
+                continue;
             }
+            pos.next.insert((t, p), *offset);
+            // Resume from a batch start: a broker like tansu would otherwise skip the rest of
+            // the batch the offset falls in. Messages below it are skipped by the position check.
+            let start = fetch_start_for(cfg, topic, p, *offset)?;
+            consumer
+                .seek(topic, p, Offset::Offset(start), Duration::from_secs(10))
+                .with_context(|| format!("cannot seek {topic}/{p} to {start}"))?;
+        }
+    }
+}
+
+/// Eviction settings.
+struct Retention {
+    floor: f64,
+    ttl: i64,
+    every: Duration,
+}
+
+/// Evicts, per partition at most every `retention.every`, leads with no fit points that never
+/// qualified, whose score is below the floor and whose clock is more than the TTL behind the
+/// partition's newest lead clock (event time, so replays and restarts evict alike).
+fn sweep(shared: &Shared, retention: &Retention) {
+    let mut shards = shared.shards.lock().unwrap();
+    for (p, shard) in shards.iter_mut() {
+        if shard.last_sweep.elapsed() < retention.every {
+            continue;
+        }
+        shard.last_sweep = Instant::now();
+        let newest = shard
+            .leads
+            .iter()
+            .filter_map(|l| l.state.clock())
+            .max()
+            .unwrap_or(i64::MIN);
+        let gone = shard.leads.evict(|l| {
+            let st = &l.state;
+            st.fit() == 0.0
+                && st.sequence() == 0
+                && st.score().abs() < retention.floor
+                && st.clock().is_some_and(|c| newest - c > retention.ttl)
+        });
+        if !gone.is_empty() {
+            counter!("leadscore_evicted_total").increment(gone.len() as u64);
+            info!(
+                partition = p,
+                leads = gone.len(),
+                "evicted idle, negligible leads"
+            );
+            shard.evicted.extend(gone);
         }
     }
 }

@@ -113,6 +113,7 @@ pub fn apply_range(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
         .create()
         .context("cannot create restore consumer")?;
     let start = fetch_start_for(cfg, topic, partition, from)?;

@@ -165,7 +165,10 @@ fn free_port() -> u16 {
 impl Service {
     pub fn start(n: &Names, extra_env: &[(&str, &str)]) -> Service {
         let http = format!("127.0.0.1:{}", free_port());
-        let log = std::env::temp_dir().join(format!("{}-{}.log", n.group, free_port()));
+        let instance = free_port();
+        let log = std::env::temp_dir().join(format!("{}-{instance}.log", n.group));
+        // Each instance has its own disk, like a pod (tests that share one pass it in extra_env).
+        let state = std::env::temp_dir().join(format!("{}-{instance}-state", n.group));
         let logf = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadscore"));
         cmd.arg("run")
@@ -177,6 +180,7 @@ impl Service {
             .env("LEADSCORE_RULES", rules_path())
             .env("LEADSCORE_HTTP_ADDR", &http)
             .env("LEADSCORE_COMMIT_INTERVAL", "200ms")
+            .env("LEADSCORE_STATE_DIR", &state)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(logf);

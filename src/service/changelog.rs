@@ -1,0 +1,156 @@
+//! The state changelog: a compacted topic `<group>-state-changelog`, partitioned like the input,
+//! carrying each changed lead's encoded state (key = lead id; a tombstone when evicted) with the
+//! input offsets it reflects in the `leadscore.offsets` header. A partition that moves to an
+//! instance without its local files is restored from here.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::kafka::client_config;
+use crate::leads::LeadTable;
+use crate::rules::Rules;
+use crate::service::store::Offsets;
+use crate::state::LeadState;
+
+/// Header carrying the input offsets a record's state reflects.
+pub const OFFSETS_HEADER: &str = "leadscore.offsets";
+
+/// The changelog topic of a consumer group.
+pub fn topic(group: &str) -> String {
+    format!("{group}-state-changelog")
+}
+
+/// `topic=offset;topic2=offset2` (topic names cannot contain `=` or `;`).
+pub fn encode_offsets(o: &Offsets) -> String {
+    o.iter()
+        .map(|(t, n)| format!("{t}={n}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Parses [`encode_offsets`].
+pub fn decode_offsets(s: &str) -> Option<Offsets> {
+    let mut o = Offsets::new();
+    for part in s.split(';').filter(|p| !p.is_empty()) {
+        let (t, n) = part.split_once('=')?;
+        o.insert(t.to_string(), n.parse().ok()?);
+    }
+    Some(o)
+}
+
+/// Does a record written at `at` reflect no input beyond `resume`?
+fn within(at: &Offsets, resume: &Offsets) -> bool {
+    at.iter()
+        .all(|(t, n)| *n <= resume.get(t).copied().unwrap_or(0))
+}
+
+/// Restores a partition from the changelog: the latest record of each lead among those that
+/// reflect no input beyond `resume` (records of a checkpoint whose commit did not happen are
+/// skipped). `None` when the changelog partition is empty.
+pub fn restore(
+    cfg: &Config,
+    rules: &Rules,
+    partition: i32,
+    resume: &Offsets,
+) -> Result<Option<LeadTable>> {
+    let topic = topic(&cfg.group_id);
+    let consumer: BaseConsumer = client_config(&cfg.brokers, &cfg.kafka)
+        .set("group.id", format!("{}-restore", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .context("cannot create changelog consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, partition, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut last_log = started;
+    let mut leads = LeadTable::new();
+    let (mut records, mut skipped) = (0u64, 0u64);
+    loop {
+        match consumer.poll(Duration::from_millis(500)) {
+            None => {
+                if started.elapsed() > Duration::from_secs(600) {
+                    anyhow::bail!("changelog {topic}/{partition}: no end after 10 minutes");
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => warn!(partition, "changelog restore: {e}"),
+            Some(Ok(m)) => {
+                records += 1;
+                let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                    continue;
+                };
+                let at = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|x| x.key == OFFSETS_HEADER))
+                    .and_then(|h| std::str::from_utf8(h.value?).ok())
+                    .and_then(decode_offsets);
+                let Some(at) = at else {
+                    warn!(
+                        partition,
+                        "changelog record without offsets header: skipped"
+                    );
+                    continue;
+                };
+                if !within(&at, resume) {
+                    skipped += 1;
+                    continue;
+                }
+                match m.payload() {
+                    None => {
+                        leads.remove(key);
+                    }
+                    Some(bytes) => match LeadState::decode(rules, bytes) {
+                        Ok(st) => leads.insert(key, st),
+                        Err(e) => warn!(partition, "changelog record for a lead: {e}"),
+                    },
+                }
+                if last_log.elapsed() >= Duration::from_secs(2) {
+                    last_log = Instant::now();
+                    info!(
+                        partition,
+                        "restoring from changelog: {records} records, {} leads",
+                        leads.len()
+                    );
+                }
+            }
+        }
+    }
+    if records == 0 {
+        return Ok(None);
+    }
+    info!(
+        partition,
+        records,
+        skipped,
+        leads = leads.len(),
+        "partition state restored from the changelog in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Some(leads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_round_trip_and_compare() {
+        let o: Offsets = [("a".to_string(), 5), ("b-c.d".to_string(), 0)].into();
+        assert_eq!(decode_offsets(&encode_offsets(&o)), Some(o.clone()));
+        assert!(within(&o, &[("a".into(), 5), ("b-c.d".into(), 1)].into()));
+        assert!(!within(&o, &[("a".into(), 4)].into()));
+        assert_eq!(decode_offsets("x"), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The durable local store: one redb database per input partition under
+//! `<state_dir>/<group>/partition-<p>.redb`, holding every lead's encoded state and the input
+//! offsets that state reflects, written together in one atomic, fsynced transaction.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::leads::LeadTable;
+use crate::rules::Rules;
+use crate::state::LeadState;
+
+const LEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("leads");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const OFFSETS_KEY: &str = "input_offsets";
+
+/// Input topic → next offset to process.
+pub type Offsets = BTreeMap<String, i64>;
+
+/// One partition's store.
+pub struct PartitionStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl PartitionStore {
+    /// The file of a partition's store.
+    pub fn path_for(state_dir: &Path, group: &str, partition: i32) -> PathBuf {
+        state_dir
+            .join(group)
+            .join(format!("partition-{partition}.redb"))
+    }
+
+    /// Opens (creating if needed) a partition's store.
+    pub fn open(state_dir: &Path, group: &str, partition: i32) -> Result<Self> {
+        let path = Self::path_for(state_dir, group, partition);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "cannot create the state directory {} (state_dir / LEADSCORE_STATE_DIR)",
+                    dir.display()
+                )
+            })?;
+        }
+        let db = Database::create(&path)
+            .with_context(|| format!("cannot open the state store {}", path.display()))?;
+        let tx = db.begin_write()?;
+        tx.open_table(LEADS)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        Ok(PartitionStore { db, path })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The input offsets the stored state reflects (empty for a new store).
+    pub fn offsets(&self) -> Result<Offsets> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        match meta.get(OFFSETS_KEY)? {
+            Some(v) => serde_json::from_slice(v.value())
+                .with_context(|| format!("corrupt offsets in {}", self.path.display())),
+            None => Ok(Offsets::new()),
+        }
+    }
+
+    /// Number of stored leads.
+    pub fn len(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(LEADS)?.len()?)
+    }
+
+    /// Is the store empty?
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Loads every stored lead into `into`.
+    pub fn load(&self, rules: &Rules, into: &mut LeadTable) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        let leads = tx.open_table(LEADS)?;
+        let mut n = 0;
+        for entry in leads.iter()? {
+            let (k, v) = entry?;
+            let state = LeadState::decode(rules, v.value())
+                .with_context(|| format!("lead {} in {}", k.value(), self.path.display()))?;
+            into.insert(k.value(), state);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Writes changed leads (already encoded), removes evicted ones and records the offsets,
+    /// atomically.
+    pub fn write(
+        &self,
+        changed: &[(Box<str>, Vec<u8>)],
+        removed: &[Box<str>],
+        offsets: &Offsets,
+    ) -> Result<u64> {
+        let tx = self.db.begin_write()?;
+        let mut n = 0;
+        {
+            let mut leads = tx.open_table(LEADS)?;
+            for (id, bytes) in changed {
+                leads.insert(&**id, bytes.as_slice())?;
+                n += 1;
+            }
+            for id in removed {
+                leads.remove(&**id)?;
+            }
+            let mut meta = tx.open_table(META)?;
+            meta.insert(OFFSETS_KEY, serde_json::to_vec(offsets)?.as_slice())?;
+        }
+        tx.commit()
+            .with_context(|| format!("cannot commit to {}", self.path.display()))?;
+        Ok(n)
+    }
+
+    /// Replaces the whole content (after a restore from the changelog or the input).
+    pub fn replace_all(&self, rules: &Rules, leads: &LeadTable, offsets: &Offsets) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.delete_table(LEADS)?;
+        {
+            let mut t = tx.open_table(LEADS)?;
+            let mut buf = Vec::with_capacity(256);
+            for l in leads.iter() {
+                buf.clear();
+                l.state.encode(rules, &mut buf);
+                t.insert(&*l.id, buf.as_slice())?;
+            }
+            let mut meta = tx.open_table(META)?;
+            meta.insert(OFFSETS_KEY, serde_json::to_vec(offsets)?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
