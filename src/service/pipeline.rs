@@ -132,6 +132,10 @@ struct GroupContext {
     changelog_topic: String,
 }
 
+/// What one checkpoint writes for one partition: (partition, changed leads encoded, evicted
+/// leads, input offsets).
+type PartitionWrite = (i32, Vec<(Box<str>, Vec<u8>)>, Vec<Box<str>>, Offsets);
+
 impl GroupContext {
     /// The checkpoint: (1) changed leads and evictions to the changelog, (2) wait until every
     /// output and changelog record is acknowledged, (3) changed leads and the input offsets they
@@ -148,7 +152,7 @@ impl GroupContext {
         let mut shards = self.shared.shards.lock().unwrap();
         let pos = self.positions.lock().unwrap();
         let in_scope = |p: &i32| only.is_none_or(|o| o.contains(p));
-        let mut writes: Vec<(i32, Vec<(Box<str>, Vec<u8>)>, Vec<Box<str>>, Offsets)> = Vec::new();
+        let mut writes: Vec<PartitionWrite> = Vec::new();
         for (p, shard) in shards.iter_mut().filter(|(p, _)| in_scope(p)) {
             let offsets: Offsets = pos
                 .next
