@@ -50,6 +50,9 @@ pub struct Config {
     pub brokers: String,
     /// Consumer group.
     pub group_id: String,
+    /// Stable identity of this instance in the group (static membership, e.g. the pod name): a
+    /// restarted instance gets its partitions back at once instead of after the session timeout.
+    pub instance_id: Option<String>,
     /// Input topics (co-partitioned when more than one).
     pub input_topics: Vec<String>,
     /// `sales_ready` topic.
@@ -91,6 +94,7 @@ impl Default for Config {
         Config {
             brokers: "localhost:9092".into(),
             group_id: "leadscore".into(),
+            instance_id: None,
             input_topics: vec!["lead-events".into()],
             output_topic: "sales-ready".into(),
             dlq_topic: "lead-events-dlq".into(),
@@ -137,9 +141,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Environment variables the service reads (besides `LEADSCORE_KAFKA_*`).
-pub const ENV_KEYS: [(&str, &str); 17] = [
+pub const ENV_KEYS: [(&str, &str); 18] = [
     ("LEADSCORE_BROKERS", "brokers"),
     ("LEADSCORE_GROUP_ID", "group_id"),
+    ("LEADSCORE_INSTANCE_ID", "instance_id"),
     ("LEADSCORE_INPUT_TOPICS", "input_topics"),
     ("LEADSCORE_OUTPUT_TOPIC", "output_topic"),
     ("LEADSCORE_DLQ_TOPIC", "dlq_topic"),
@@ -226,6 +231,9 @@ impl Config {
         match key {
             "LEADSCORE_BROKERS" => self.brokers = value.into(),
             "LEADSCORE_GROUP_ID" => self.group_id = value.into(),
+            "LEADSCORE_INSTANCE_ID" => {
+                self.instance_id = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+            }
             "LEADSCORE_INPUT_TOPICS" => {
                 self.input_topics = value
                     .split(',')

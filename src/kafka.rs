@@ -116,8 +116,11 @@ pub fn produce_all(
     rate: Option<f64>,
     mut progress: impl FnMut(u64),
 ) -> Result<(u64, BTreeMap<i32, i64>)> {
-    let producer: ThreadedProducer<EndTracker> = client_config(brokers, passthrough)
-        .set("enable.idempotence", "true")
+    let mut config = client_config(brokers, passthrough);
+    if !passthrough.contains_key("enable.idempotence") {
+        config.set("enable.idempotence", "true");
+    }
+    let producer: ThreadedProducer<EndTracker> = config
         .set("linger.ms", "5")
         .create_with_context(EndTracker::default())
         .context("cannot create Kafka producer")?;

@@ -125,7 +125,7 @@ struct Positions {
 /// Consumer callbacks: rebalances, commit results, statistics.
 struct GroupContext {
     shared: Arc<Shared>,
-    producer: Arc<OutputProducer>,
+    producer: std::sync::RwLock<Arc<OutputProducer>>,
     failures: Arc<AtomicU64>,
     positions: Arc<Mutex<Positions>>,
     topics: Vec<String>,
@@ -180,7 +180,7 @@ impl GroupContext {
             }
             writes.push((*p, changed, removed, offsets));
         }
-        self.producer
+        self.producer()
             .flush(Duration::from_secs(60))
             .context("outputs not acknowledged within 60s; offsets not committed")?;
         let failed = self.failures.load(Ordering::Acquire);
@@ -229,7 +229,12 @@ impl GroupContext {
         if let Some(bytes) = state {
             record = record.payload(bytes);
         }
-        send_with_retry(&self.producer, record);
+        send_with_retry(&self.producer(), record);
+    }
+
+    /// The producer in use.
+    fn producer(&self) -> Arc<OutputProducer> {
+        self.producer.read().unwrap().clone()
     }
 }
 
@@ -261,8 +266,9 @@ impl ConsumerContext for GroupContext {
                 "partitions revoked: committing and releasing their state"
             );
             if let Err(e) = self.checkpoint(consumer, Some(&parts), CommitMode::Sync) {
-                error!("commit on revoke failed: {e:#}");
-                *self.shared.fatal.lock().unwrap() = Some(format!("commit on revoke: {e:#}"));
+                // Not committed: the next owner re-processes from the last commit (same
+                // sales_ready ids), which is the at-least-once contract.
+                error!("checkpoint on revoke failed, the next owner re-processes: {e:#}");
             }
             self.positions
                 .lock()
@@ -316,20 +322,11 @@ impl ConsumerContext for GroupContext {
 /// restart re-processes from the last committed offsets.
 pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
     let failures = Arc::new(AtomicU64::new(0));
-    let producer: Arc<OutputProducer> = Arc::new(
-        client_config(&cfg.brokers, &cfg.kafka)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create_with_context(DeliveryTracker {
-                failures: failures.clone(),
-            })
-            .context("cannot create Kafka producer")?,
-    );
+    let producer = make_producer(cfg, &failures)?;
     let positions = Arc::new(Mutex::new(Positions::default()));
     let ctx = GroupContext {
         shared: shared.clone(),
-        producer: producer.clone(),
+        producer: std::sync::RwLock::new(producer),
         failures,
         positions: positions.clone(),
         topics: cfg.input_topics.clone(),
@@ -342,13 +339,18 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         // does) would otherwise add up to librdkafka's 500 ms default to every event.
         consumer_config.set("fetch.wait.max.ms", "10");
     }
-    let consumer: BaseConsumer<GroupContext> = consumer_config
+    consumer_config
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
-        .set("statistics.interval.ms", &stats_ms)
+        .set("statistics.interval.ms", &stats_ms);
+    if let Some(id) = &cfg.instance_id {
+        // Static membership: a restarted instance takes its partitions back at once.
+        consumer_config.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer<GroupContext> = consumer_config
         .create_with_context(ctx)
         .context("cannot create Kafka consumer")?;
     check_topics(cfg, &consumer)?;
@@ -412,6 +414,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         }
 
         if !batch.is_empty() {
+            let producer = consumer.context().producer();
             let started = Instant::now();
             let mut shards = shared.shards.lock().unwrap();
             let mut pos = positions.lock().unwrap();
@@ -520,7 +523,18 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                 .context()
                 .checkpoint(&consumer, None, CommitMode::Async)
             {
-                break Err(e);
+                if shared.shutdown.load(Ordering::Acquire) {
+                    break Err(e);
+                }
+                warn!("checkpoint failed: {e:#}; rewinding to the last durable checkpoint");
+                counter!("leadscore_rewinds_total").increment(1);
+                while let Err(e) = rewind(cfg, &shared, &consumer) {
+                    warn!("rewind failed, retrying in 1s: {e:#}");
+                    std::thread::sleep(Duration::from_secs(1));
+                    if shared.shutdown.load(Ordering::Acquire) {
+                        break;
+                    }
+                }
             }
         }
     };
@@ -539,6 +553,59 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         Err(e) => error!("stopping without committing: {e:#}"),
     }
     result
+}
+
+/// The output producer: idempotent, acks from all replicas.
+fn make_producer(cfg: &Config, failures: &Arc<AtomicU64>) -> Result<Arc<OutputProducer>> {
+    Ok(Arc::new(
+        client_config(&cfg.brokers, &cfg.kafka)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create_with_context(DeliveryTracker {
+                failures: failures.clone(),
+            })
+            .context("cannot create Kafka producer")?,
+    ))
+}
+
+/// Recovers from outputs that could not be delivered (e.g. a restarted broker that forgot the
+/// idempotent producer): a fresh producer, every owned partition reloaded from its local store
+/// (the last durable checkpoint) and the consumer sent back there. Re-processing re-sends the
+/// `sales_ready` events since that checkpoint with the same ids: at-least-once, without exiting.
+fn rewind(cfg: &Config, shared: &Shared, consumer: &BaseConsumer<GroupContext>) -> Result<()> {
+    let ctx = consumer.context();
+    let fresh = make_producer(cfg, &ctx.failures)?;
+    let old = std::mem::replace(&mut *ctx.producer.write().unwrap(), fresh);
+    old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    drop(old);
+    ctx.failures.store(0, Ordering::Release);
+    let rules = shared.engine.rules().clone();
+    let mut shards = shared.shards.lock().unwrap();
+    let mut pos = ctx.positions.lock().unwrap();
+    pos.next.clear();
+    pos.dirty = false;
+    for (p, shard) in shards.iter_mut() {
+        let mut leads = LeadTable::new();
+        shard.store.load(&rules, &mut leads)?;
+        shard.leads = leads;
+        shard.evicted.clear();
+        let stored = shard.store.offsets()?;
+        for (t, topic) in cfg.input_topics.iter().enumerate() {
+            let offset = stored.get(topic).copied().unwrap_or(0);
+            let start = if offset > 0 {
+                pos.next.insert((t, *p), offset);
+                fetch_start_for(cfg, topic, *p, offset)?
+            } else {
+                0
+            };
+            consumer
+                .seek(topic, *p, Offset::Offset(start), Duration::from_secs(10))
+                .with_context(|| format!("cannot seek {topic}/{p} to {start}"))?;
+        }
+        info!(partition = p, leads = shard.leads.len(), resume = %changelog::encode_offsets(&stored), "rewound to the last checkpoint");
+    }
+    Ok(())
 }
 
 /// Fails fast when a topic the service needs does not exist.

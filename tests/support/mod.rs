@@ -230,6 +230,12 @@ impl Service {
         );
     }
 
+    /// kill -9: no shutdown, no commit, no flush.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -255,6 +261,41 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Asserts that every lead of the reference has, on whichever instance owns it, the score
+/// `replay` gives (within 1e-9 relative) and the same qualification count.
+pub fn assert_scores_match(services: &[&Service], leads: &LeadTable, engine: &Engine) {
+    let mut checked = 0;
+    for lead in leads.sorted() {
+        let want = engine.lead_score(&lead.id, &lead.state);
+        let path = format!("/v1/leads/{}", lead.id);
+        let found = services.iter().find_map(|s| match s.get(&path) {
+            Some((200, body)) => Some(serde_json::from_str::<Value>(&body).unwrap()),
+            _ => None,
+        });
+        let v = found.unwrap_or_else(|| panic!("lead {} is owned by no instance", lead.id));
+        let g = v["score"].as_f64().unwrap();
+        assert!(
+            (g - want.score).abs() <= 1e-9 * want.score.abs().max(1e-12),
+            "lead {}: score {g} vs replay {}",
+            lead.id,
+            want.score
+        );
+        assert_eq!(v["as_of"], want.as_of.as_str(), "lead {}", lead.id);
+        assert_eq!(v["sequence"], lead.state.sequence(), "lead {}", lead.id);
+        checked += 1;
+    }
+    assert!(checked > 0);
+}
+
+/// Outputs deduplicated by event_id (a re-sent sales_ready keeps its id), first occurrence kept.
+pub fn unique_outputs(topic: &str) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    outputs(topic)
+        .into_iter()
+        .filter(|v| seen.insert(v["event_id"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
