@@ -31,9 +31,13 @@ BARE_OUT=$("$BARE" "$B" bench-in "$N"); echo "$BARE_OUT"
 BARE_RATE=$(echo "$BARE_OUT" | sed 's/.*= \([0-9]*\) msg\/s/\1/')
 
 echo "== leadscore run (same topic, new group)"
-LEADSCORE_BROKERS="$B" LEADSCORE_GROUP_ID="bench-$$" LEADSCORE_INPUT_TOPICS=bench-in \
-  LEADSCORE_OUTPUT_TOPIC=bench-out LEADSCORE_DLQ_TOPIC=bench-dlq LEADSCORE_HTTP_ADDR="$HTTP" \
-  LEADSCORE_RULES=examples/rules.toml RUST_LOG=warn "$BIN" run 2>"$WORK/service.log" &
+svc() {
+  LEADSCORE_BROKERS="$B" LEADSCORE_GROUP_ID="bench-$$" LEADSCORE_INPUT_TOPICS=bench-in \
+    LEADSCORE_OUTPUT_TOPIC=bench-out LEADSCORE_DLQ_TOPIC=bench-dlq LEADSCORE_HTTP_ADDR="$HTTP" \
+    LEADSCORE_STATE_DIR="$WORK/state" LEADSCORE_RULES=examples/rules.toml RUST_LOG=info "$BIN" run 2>>"$WORK/service.log" &
+  SVC=$!
+}
+svc
 SVC=$!
 until [ "$(metric leadscore_events_total)" -gt 0 ] 2>/dev/null; do sleep 0.02; done
 T0=$(date +%s.%N)
@@ -42,12 +46,31 @@ T1=$(date +%s.%N)
 SVC_RATE=$(python3 -c "print(round($N/($T1-$T0)))")
 echo "leadscore: $N events in $(python3 -c "print(round($T1-$T0,2))")s = $SVC_RATE events/s ($(metric leadscore_sales_ready_total) sales_ready)"
 python3 -c "print('ratio service/bare = %.2f' % ($SVC_RATE/$BARE_RATE))"
+CK_SUM=$(metric leadscore_checkpoint_seconds_sum); CK_N=$(metric leadscore_checkpoint_leads_total)
+python3 -c "print('checkpoints: %.2fs for %d lead writes = %.2f us per event, %.2f us per lead written' % ($CK_SUM, $CK_N, $CK_SUM/$N*1e6, $CK_SUM/max($CK_N,1)*1e6))"
+kill -TERM $SVC; wait $SVC || true; SVC=""
+
+restore_rate() { # sums "partition restored" lines after a given log line number
+  tail -n +"$1" "$WORK/service.log" | grep -o 'restored in [0-9.]*s ([0-9]* leads/s) partition=[0-9]* source="[a-z]*" leads=[0-9]*' |
+    awk '{gsub("s","",$3); t+=$3; split($NF,a,"="); l+=a[2]; src=$(NF-1)} END {printf "%s: %d leads in %.2fs = %.0f leads/s\n", src, l, t, l/t}'
+}
+echo "== restore from the local store (restart, same state dir)"
+FROM=$(( $(wc -l <"$WORK/service.log") + 1 ))
+svc; until curl -sf "http://$HTTP/readyz" >/dev/null; do sleep 0.05; done
+restore_rate "$FROM"
+kill -TERM $SVC; wait $SVC || true; SVC=""
+echo "== restore from the changelog (state dir deleted)"
+rm -rf "$WORK/state"
+FROM=$(( $(wc -l <"$WORK/service.log") + 1 ))
+svc; until curl -sf "http://$HTTP/readyz" >/dev/null; do sleep 0.05; done
+restore_rate "$FROM"
 kill -TERM $SVC; wait $SVC || true; SVC=""
 fi
 
 echo "== latency at a steady 5000 events/s (message timestamp -> processed)"
 LEADSCORE_BROKERS="$B" LEADSCORE_GROUP_ID="live-$$" LEADSCORE_INPUT_TOPICS=live-in \
   LEADSCORE_OUTPUT_TOPIC=bench-out LEADSCORE_DLQ_TOPIC=bench-dlq LEADSCORE_HTTP_ADDR="$HTTP" \
+  LEADSCORE_STATE_DIR="$WORK/live-state" \
   LEADSCORE_RULES=examples/rules.toml RUST_LOG=warn "$BIN" run 2>>"$WORK/service.log" &
 SVC=$!
 until curl -sf "http://$HTTP/readyz" >/dev/null; do sleep 0.05; done

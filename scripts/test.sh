@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The test command: installs (once) and starts the broker, runs every test against it, stops it.
-# Extra arguments go to `cargo test` (e.g. scripts/test.sh --test service).
+# The test command: installs (once) and starts the broker, runs every test against it, stops it,
+# and closes with the total "N passed, N failed". Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${LEADSCORE_TEST_PORT:-19192}"
 scripts/start-broker.sh "$PORT"
 trap 'scripts/stop-broker.sh "$PORT" >/dev/null' EXIT
 export LEADSCORE_TEST_BROKERS="127.0.0.1:$PORT"
-cargo test "$@"
+log="$(mktemp)"
+set +e
+cargo test --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+grep -E "^test result:" "$log" | awk '{p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}'
+rm -f "$log"
+exit "$status"
