@@ -12,7 +12,7 @@ pub mod store;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tracing::{error, info};
 
 use crate::config::{Config, Guarantee, LogFormat};
@@ -22,12 +22,11 @@ use crate::rules::Rules;
 /// Validates configuration and rules; returns them ready to run.
 pub fn check(cfg: &Config) -> Result<Rules> {
     let rules = Rules::load(&cfg.rules)?;
-    if cfg.guarantee == Guarantee::ExactlyOnce {
-        bail!(
-            "configuration: guarantee: exactly_once is not available in this version (it needs \
-             the durable state store and transactional changelog)\n  fix: use \
-             LEADSCORE_GUARANTEE=at_least_once (sales_ready may be re-sent after a crash, always \
-             with the same event_id)"
+    if cfg.guarantee == Guarantee::ExactlyOnce && cfg.instance_id.is_none() {
+        tracing::warn!(
+            "exactly_once without instance_id: the transactional.id is unique per process, so a \
+             restarted instance cannot fence its predecessor's open transaction by id (consumer \
+             group fencing still applies); set LEADSCORE_INSTANCE_ID"
         );
     }
     Ok(rules)

@@ -23,7 +23,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, OutputFormat};
+use crate::config::{Config, Guarantee, OutputFormat};
 use crate::engine::{Engine, Outcome};
 use crate::event::decode;
 use crate::kafka::client_config;
@@ -130,6 +130,9 @@ struct GroupContext {
     positions: Arc<Mutex<Positions>>,
     topics: Vec<String>,
     changelog_topic: String,
+    exactly_once: bool,
+    /// Stopping on a failure: the revoke of the final close must not checkpoint.
+    abandon: AtomicBool,
 }
 
 /// What one checkpoint writes for one partition: (partition, changed leads encoded, evicted
@@ -180,9 +183,30 @@ impl GroupContext {
             }
             writes.push((*p, changed, removed, offsets));
         }
-        self.producer()
-            .flush(Duration::from_secs(60))
-            .context("outputs not acknowledged within 60s; offsets not committed")?;
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), next) in &pos.next {
+            if in_scope(p) {
+                tpl.add_partition_offset(&self.topics[*t], *p, Offset::Offset(*next))?;
+            }
+        }
+        let producer = self.producer();
+        if self.exactly_once {
+            // Outputs, changelog and input offsets commit together, or not at all.
+            let meta = consumer
+                .group_metadata()
+                .context("exactly_once: no consumer group metadata")?;
+            let committed = producer
+                .send_offsets_to_transaction(&tpl, &meta, Duration::from_secs(30))
+                .and_then(|()| producer.commit_transaction(Duration::from_secs(60)));
+            if let Err(e) = committed {
+                let _ = producer.abort_transaction(Duration::from_secs(30));
+                return Err(e).context("exactly_once: transaction not committed");
+            }
+        } else {
+            producer
+                .flush(Duration::from_secs(60))
+                .context("outputs not acknowledged within 60s; offsets not committed")?;
+        }
         let failed = self.failures.load(Ordering::Acquire);
         if failed > 0 {
             bail!("{failed} output message(s) could not be delivered; offsets not committed");
@@ -194,15 +218,16 @@ impl GroupContext {
             }
         }
         drop(shards);
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), next) in &pos.next {
-            if in_scope(p) {
-                tpl.add_partition_offset(&self.topics[*t], *p, Offset::Offset(*next))?;
-            }
-        }
         let dirty = pos.dirty;
         drop(pos);
-        if tpl.count() > 0 && (dirty || only.is_some()) {
+        if self.exactly_once {
+            producer
+                .begin_transaction()
+                .context("exactly_once: cannot begin the next transaction")?;
+            if only.is_none() {
+                self.positions.lock().unwrap().dirty = false;
+            }
+        } else if tpl.count() > 0 && (dirty || only.is_some()) {
             consumer
                 .commit(&tpl, mode)
                 .context("offset commit failed")?;
@@ -265,7 +290,9 @@ impl ConsumerContext for GroupContext {
                 ?parts,
                 "partitions revoked: committing and releasing their state"
             );
-            if let Err(e) = self.checkpoint(consumer, Some(&parts), CommitMode::Sync) {
+            if self.abandon.load(Ordering::Acquire) {
+                info!("stopping on a failure: nothing committed on revoke");
+            } else if let Err(e) = self.checkpoint(consumer, Some(&parts), CommitMode::Sync) {
                 // Not committed: the next owner re-processes from the last commit (same
                 // sales_ready ids), which is the at-least-once contract.
                 error!("checkpoint on revoke failed, the next owner re-processes: {e:#}");
@@ -331,6 +358,8 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         positions: positions.clone(),
         topics: cfg.input_topics.clone(),
         changelog_topic: changelog::topic(&cfg.group_id),
+        exactly_once: cfg.guarantee == Guarantee::ExactlyOnce,
+        abandon: AtomicBool::new(false),
     };
     let stats_ms = cfg.statistics_every()?.as_millis().to_string();
     let mut consumer_config = client_config(&cfg.brokers, &cfg.kafka);
@@ -346,6 +375,9 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
         .set("statistics.interval.ms", &stats_ms);
+    if cfg.guarantee == Guarantee::ExactlyOnce {
+        consumer_config.set("isolation.level", "read_committed");
+    }
     if let Some(id) = &cfg.instance_id {
         // Static membership: a restarted instance takes its partitions back at once.
         consumer_config.set("group.instance.id", id);
@@ -550,23 +582,50 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
             let _ = consumer.poll(Duration::from_millis(100));
             info!("offsets committed; bye");
         }
-        Err(e) => error!("stopping without committing: {e:#}"),
+        Err(e) => {
+            consumer.context().abandon.store(true, Ordering::Release);
+            error!("stopping without committing: {e:#}")
+        }
     }
     result
 }
 
 /// The output producer: idempotent, acks from all replicas.
+/// In `exactly_once`, the producer is transactional: its first transaction is open on return.
 fn make_producer(cfg: &Config, failures: &Arc<AtomicU64>) -> Result<Arc<OutputProducer>> {
-    Ok(Arc::new(
-        client_config(&cfg.brokers, &cfg.kafka)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create_with_context(DeliveryTracker {
-                failures: failures.clone(),
-            })
-            .context("cannot create Kafka producer")?,
-    ))
+    let mut config = client_config(&cfg.brokers, &cfg.kafka);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    if cfg.guarantee == Guarantee::ExactlyOnce {
+        config.set("transactional.id", transactional_id(cfg));
+    }
+    let producer: OutputProducer = config
+        .create_with_context(DeliveryTracker {
+            failures: failures.clone(),
+        })
+        .context("cannot create Kafka producer")?;
+    if cfg.guarantee == Guarantee::ExactlyOnce {
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .context(
+                "exactly_once: cannot initialise transactions (does the broker support them?)",
+            )?;
+        producer
+            .begin_transaction()
+            .context("exactly_once: cannot begin a transaction")?;
+    }
+    Ok(Arc::new(producer))
+}
+
+/// Stable per instance when `instance_id` is set (a restart fences its predecessor's open
+/// transaction); otherwise unique per process, and consumer-group fencing (KIP-447) protects.
+fn transactional_id(cfg: &Config) -> String {
+    match &cfg.instance_id {
+        Some(id) => format!("{}-{id}", cfg.group_id),
+        None => format!("{}-{}-{}", cfg.group_id, std::process::id(), now_micros()),
+    }
 }
 
 /// Recovers from outputs that could not be delivered (e.g. a restarted broker that forgot the
@@ -577,6 +636,9 @@ fn rewind(cfg: &Config, shared: &Shared, consumer: &BaseConsumer<GroupContext>) 
     let ctx = consumer.context();
     let fresh = make_producer(cfg, &ctx.failures)?;
     let old = std::mem::replace(&mut *ctx.producer.write().unwrap(), fresh);
+    if ctx.exactly_once {
+        let _ = old.abort_transaction(Duration::from_secs(10));
+    }
     old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
     drop(old);
     ctx.failures.store(0, Ordering::Release);
