@@ -193,3 +193,85 @@ fn owned(s: &Service) -> Vec<i32> {
         _ => Vec::new(),
     }
 }
+
+#[test]
+fn retention_evicts_idle_negligible_leads_with_a_changelog_tombstone() {
+    let n = Names::new("retention");
+    create_topics(&n, 1);
+    let dir = state_dir("retention-state");
+    let dir_s = dir.to_string_lossy().to_string();
+    let env = env_with(
+        &dir_s,
+        &[
+            ("LEADSCORE_RETENTION_TTL", "2d"),
+            ("LEADSCORE_RETENTION_FLOOR", "5"),
+            ("LEADSCORE_RETENTION_SWEEP", "100ms"),
+        ],
+    );
+    let mut svc = Service::start(&n, &env);
+    svc.wait_ready(READY);
+    let line = |id: &str, lead: &str, ts: &str, path: &str| {
+        (
+            lead.to_string(),
+            serde_json::json!({"event_id": id, "type": "page_view", "lead_id": lead, "ts": ts,
+                "url": format!("https://x.io{path}")})
+            .to_string()
+            .into_bytes(),
+        )
+    };
+    let form = (
+        "fit".to_string(),
+        serde_json::json!({"event_id": "f1", "type": "form_conversion", "lead_id": "fit",
+            "ts": "2026-11-01T00:00:00Z", "form_id": "x",
+            "fields": {"job_title": "VP Sales", "email": "a@b.com"}})
+        .to_string()
+        .into_bytes(),
+    );
+    produce(
+        &n.input,
+        vec![
+            // 1 point, no fit, never qualified: evictable once 2 days idle.
+            line("i1", "idle", "2026-11-01T00:00:00Z", "/blog/a"),
+            // fit points: kept however idle.
+            form,
+            // 15 points: above the floor, kept.
+            line("s1", "strong", "2026-11-01T00:00:00Z", "/pricing"),
+            // moves the partition's newest lead clock 9 days ahead.
+            line("a1", "active", "2026-11-10T00:00:00Z", "/blog/b"),
+        ],
+    );
+    let deadline = Instant::now() + READY;
+    while svc.metric("leadscore_evicted_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing evicted:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(svc.metric("leadscore_evicted_total"), 1.0);
+    assert_eq!(svc.get("/v1/leads/idle").unwrap().0, 404);
+    for kept in ["fit", "strong", "active"] {
+        assert_eq!(
+            svc.get(&format!("/v1/leads/{kept}")).unwrap().0,
+            200,
+            "{kept}"
+        );
+    }
+    // The eviction reaches the changelog as a tombstone at the next checkpoint.
+    let log_topic = format!("{}-state-changelog", n.group);
+    let deadline = Instant::now() + READY;
+    loop {
+        let tomb = read_all(&log_topic)
+            .iter()
+            .any(|r| r.key.as_deref() == Some(b"idle".as_slice()) && r.payload.is_none());
+        if tomb {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tombstone for the evicted lead"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -835,8 +835,8 @@ struct Retention {
 }
 
 /// Evicts, per partition at most every `retention.every`, leads with no fit points that never
-/// qualified, whose score is below the floor and whose clock is more than the TTL behind the
-/// partition's newest lead clock (event time, so replays and restarts evict alike).
+/// qualified, whose score decayed to the partition's newest lead clock is below the floor and
+/// whose clock is more than the TTL behind it (event time, so replays and restarts evict alike).
 fn sweep(shared: &Shared, retention: &Retention) {
     let mut shards = shared.shards.lock().unwrap();
     for (p, shard) in shards.iter_mut() {
@@ -854,7 +854,7 @@ fn sweep(shared: &Shared, retention: &Retention) {
             let st = &l.state;
             st.fit() == 0.0
                 && st.sequence() == 0
-                && st.score().abs() < retention.floor
+                && shared.engine.engagement_at(st, newest).abs() < retention.floor
                 && st.clock().is_some_and(|c| newest - c > retention.ttl)
         });
         if !gone.is_empty() {
