@@ -183,17 +183,6 @@ fn scaling_1_to_3_to_1_instances_keeps_every_result() {
     check(&n, &records, &[&a]);
 }
 
-fn owned(s: &Service) -> Vec<i32> {
-    match s.get("/readyz") {
-        Some((200, body)) => body
-            .split_once('[')
-            .and_then(|(_, r)| r.split_once(']'))
-            .map(|(l, _)| l.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
 #[test]
 fn retention_evicts_idle_negligible_leads_with_a_changelog_tombstone() {
     let n = Names::new("retention");

@@ -247,18 +247,6 @@ fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops(
     assert_same_sequences(&by_lead(&unique), &by_lead(&want));
 }
 
-/// Partitions an instance reports as owned on /readyz.
-fn owned(s: &Service) -> Vec<i32> {
-    match s.get("/readyz") {
-        Some((200, body)) => body
-            .split_once('[')
-            .and_then(|(_, r)| r.split_once(']'))
-            .map(|(l, _)| l.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
 #[test]
 fn d_lead_lookup_agrees_with_replay_scores() {
     let n = Names::new("lookup");

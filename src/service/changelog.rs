@@ -5,15 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use anyhow::Result;
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::kafka::client_config;
 use crate::leads::LeadTable;
 use crate::rules::Rules;
 use crate::service::store::Offsets;
@@ -61,15 +60,7 @@ pub fn restore(
     resume: &Offsets,
 ) -> Result<Option<LeadTable>> {
     let topic = topic(&cfg.group_id);
-    let consumer: BaseConsumer = client_config(&cfg.brokers, &cfg.kafka)
-        .set("group.id", format!("{}-restore", cfg.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .context("cannot create changelog consumer")?;
+    let consumer = crate::service::restore::reader(cfg)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;

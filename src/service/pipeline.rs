@@ -375,7 +375,8 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
         .set("statistics.interval.ms", &stats_ms);
-    if cfg.guarantee == Guarantee::ExactlyOnce {
+    if !cfg.kafka.contains_key("isolation.level") {
+        // Events of aborted producer transactions are not events; restores read the same way.
         consumer_config.set("isolation.level", "read_committed");
     }
     if let Some(id) = &cfg.instance_id {

@@ -48,6 +48,20 @@ pub fn rebuild_from_input(
     Ok(leads)
 }
 
+/// A consumer for reading assigned partitions to their end (restores, probes): no commits,
+/// partition EOF reported, short fetch waits, only committed transactional data.
+pub fn reader(cfg: &Config) -> Result<BaseConsumer> {
+    client_config(&cfg.brokers, &cfg.kafka)
+        .set("group.id", format!("{}-restore", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .context("cannot create a restore consumer")
+}
+
 /// The offset where a fetch must start so that the message at `offset` is delivered.
 ///
 /// Apache Kafka returns the record batch *containing* a requested offset. tansu 0.6 returns the
@@ -59,14 +73,7 @@ pub fn fetch_start_for(cfg: &Config, topic: &str, partition: i32, offset: i64) -
     if offset <= 0 {
         return Ok(0);
     }
-    let consumer: BaseConsumer = client_config(&cfg.brokers, &cfg.kafka)
-        .set("group.id", format!("{}-restore", cfg.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .context("cannot create probe consumer")?;
+    let consumer = reader(cfg)?;
     let mut step = 1i64;
     loop {
         let at = (offset - step).max(0);
@@ -108,14 +115,7 @@ pub fn apply_range(
     from: i64,
     to: i64,
 ) -> Result<u64> {
-    let consumer: BaseConsumer = client_config(&cfg.brokers, &cfg.kafka)
-        .set("group.id", format!("{}-restore", cfg.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .context("cannot create restore consumer")?;
+    let consumer = reader(cfg)?;
     let start = fetch_start_for(cfg, topic, partition, from)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;

@@ -289,6 +289,18 @@ pub fn assert_scores_match(services: &[&Service], leads: &LeadTable, engine: &En
     assert!(checked > 0);
 }
 
+/// Partitions an instance reports as owned on /readyz (empty while not ready).
+pub fn owned(s: &Service) -> Vec<i32> {
+    match s.get("/readyz") {
+        Some((200, body)) => body
+            .split_once('[')
+            .and_then(|(_, r)| r.split_once(']'))
+            .map(|(l, _)| l.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// Outputs deduplicated by event_id (a re-sent sales_ready keeps its id), first occurrence kept.
 pub fn unique_outputs(topic: &str) -> Vec<Value> {
     let mut seen = std::collections::HashSet::new();
