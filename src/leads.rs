@@ -26,6 +26,8 @@ pub struct Lead {
 #[derive(Debug, Clone)]
 pub struct LeadTable {
     map: HashMap<u128, Lead, PassThrough>,
+    /// Track changed leads (the service's checkpoints need it; replay does not).
+    track: bool,
     dirty: Vec<u128>,
     k1: ahash::RandomState,
     k2: ahash::RandomState,
@@ -35,6 +37,7 @@ impl Default for LeadTable {
     fn default() -> Self {
         LeadTable {
             map: HashMap::default(),
+            track: false,
             dirty: Vec::new(),
             k1: ahash::RandomState::new(),
             k2: ahash::RandomState::new(),
@@ -46,6 +49,14 @@ impl LeadTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table that remembers which leads change (for checkpoints).
+    pub fn tracked() -> Self {
+        LeadTable {
+            track: true,
+            ..Self::default()
+        }
     }
 
     /// An empty table with room for `n` leads (no rehashing until then).
@@ -71,14 +82,15 @@ impl LeadTable {
             state: LeadState::new(),
             dirty: false,
         });
-        if !lead.dirty {
+        if self.track && !lead.dirty {
             lead.dirty = true;
             self.dirty.push(key);
         }
         &mut lead.state
     }
 
-    /// The leads changed since the last call (each once), and forgets them as changed.
+    /// The leads changed since the last call (each once; none unless [`LeadTable::tracked`]),
+    /// and forgets them as changed.
     pub fn take_dirty(&mut self) -> Vec<&Lead> {
         let keys = std::mem::take(&mut self.dirty);
         for k in &keys {
@@ -195,7 +207,7 @@ mod tests {
 
     #[test]
     fn distinct_ids_get_distinct_states() {
-        let mut t = LeadTable::new();
+        let mut t = LeadTable::tracked();
         t.get_or_insert("a").sequence = 1;
         t.get_or_insert("b").sequence = 2;
         assert_eq!(t.get("a").unwrap().sequence, 1);

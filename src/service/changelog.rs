@@ -66,7 +66,7 @@ pub fn restore(
     consumer.assign(&tpl)?;
     let started = Instant::now();
     let mut last_log = started;
-    let mut leads = LeadTable::new();
+    let mut leads = LeadTable::tracked();
     let (mut records, mut skipped) = (0u64, 0u64);
     loop {
         match consumer.poll(Duration::from_millis(500)) {

@@ -649,7 +649,7 @@ fn rewind(cfg: &Config, shared: &Shared, consumer: &BaseConsumer<GroupContext>) 
     pos.next.clear();
     pos.dirty = false;
     for (p, shard) in shards.iter_mut() {
-        let mut leads = LeadTable::new();
+        let mut leads = LeadTable::tracked();
         shard.store.load(&rules, &mut leads)?;
         shard.leads = leads;
         shard.evicted.clear();
@@ -769,9 +769,9 @@ fn restore_pending(
                 .all(|(t, o)| local.get(t).copied().unwrap_or(0) >= *o);
         let (leads, resume, source) = if committed.is_empty() && local.is_empty() {
             // Never processed by anyone: nothing to restore.
-            (LeadTable::new(), committed, "new")
+            (LeadTable::tracked(), committed, "new")
         } else if local_covers {
-            let mut leads = LeadTable::new();
+            let mut leads = LeadTable::tracked();
             store.load(&rules, &mut leads)?;
             (leads, local, "local")
         } else if let Some(leads) = changelog::restore(cfg, &rules, p, &committed)? {

@@ -30,7 +30,7 @@ pub fn rebuild_from_input(
     partition: i32,
     until: &[(String, i64)],
 ) -> Result<LeadTable> {
-    let mut leads = LeadTable::new();
+    let mut leads = LeadTable::tracked();
     let started = Instant::now();
     let mut applied = 0;
     for (topic, until) in until {
