@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::event::{Event, EventType, FieldValue};
+use crate::leads::LeadTable;
 use crate::output::{LeadScore, SalesReady, Signal};
 use crate::rules::{url_path, Rules};
 use crate::state::{event_id_hash, LeadState, ProfileField, CAP_WINDOW_DAYS};
@@ -41,18 +42,26 @@ impl Engine {
         &self.rules
     }
 
-    /// Is this event bot activity (SPEC §4.5)? Callers may check first to avoid creating state
-    /// for a lead that only bots have touched.
-    pub fn is_bot(&self, ev: &Event<'_>) -> bool {
-        self.rules.bot_filter.is_bot(ev)
-    }
-
     /// Applies one event to its lead's state.
     pub fn apply(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
-        let rules = &*self.rules;
-        if rules.bot_filter.is_bot(ev) {
+        if self.rules.bot_filter.is_bot(ev) {
             return Outcome::Bot;
         }
+        self.score(st, ev)
+    }
+
+    /// Applies one event to its lead in a table; a lead that only bots have touched gets no
+    /// state (the bot check runs once, before the lookup).
+    pub fn apply_to(&self, leads: &mut LeadTable, ev: &Event<'_>) -> Outcome {
+        if self.rules.bot_filter.is_bot(ev) {
+            return Outcome::Bot;
+        }
+        self.score(leads.get_or_insert(&ev.lead_id), ev)
+    }
+
+    /// SPEC §4 for an event that is not bot activity.
+    fn score(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
+        let rules = &*self.rules;
         let id_hash = event_id_hash(&ev.event_id);
         if st.seen(id_hash) {
             return Outcome::Duplicate;

@@ -76,7 +76,7 @@ pub fn replay(
                 continue;
             }
         };
-        match engine.apply(leads.get_or_insert(&ev.lead_id), &ev) {
+        match engine.apply_to(&mut leads, &ev) {
             Outcome::Scored(sr) => {
                 stats.scored += 1;
                 if let Some(sr) = sr {
@@ -101,8 +101,6 @@ pub fn replay(
             )?;
         }
     }
-    // A lead whose every event was bot activity has no scored event and no state worth keeping.
-    leads.retain(|l| l.state.clock().is_some());
     stats.leads = leads.len() as u64;
     out.flush()?;
     Ok((leads, stats))

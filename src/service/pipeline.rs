@@ -505,24 +505,20 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                     }
                     Ok(ev) => {
                         *counts.events.entry((t, ev.kind)).or_default() += 1;
-                        if shared.engine.is_bot(&ev) {
-                            counts.bot += 1;
-                        } else {
-                            match shared.engine.apply(leads.get_or_insert(&ev.lead_id), &ev) {
-                                Outcome::Scored(Some(sr)) => {
-                                    counts.sales_ready += 1;
-                                    send_sales_ready(
-                                        &producer,
-                                        &cfg.output_topic,
-                                        cfg.output_format,
-                                        &sr,
-                                        &mut out_buf,
-                                    );
-                                }
-                                Outcome::Scored(None) => {}
-                                Outcome::Bot => counts.bot += 1,
-                                Outcome::Duplicate => counts.duplicate += 1,
+                        match shared.engine.apply_to(leads, &ev) {
+                            Outcome::Scored(Some(sr)) => {
+                                counts.sales_ready += 1;
+                                send_sales_ready(
+                                    &producer,
+                                    &cfg.output_topic,
+                                    cfg.output_format,
+                                    &sr,
+                                    &mut out_buf,
+                                );
                             }
+                            Outcome::Scored(None) => {}
+                            Outcome::Bot => counts.bot += 1,
+                            Outcome::Duplicate => counts.duplicate += 1,
                         }
                     }
                 }

@@ -153,9 +153,7 @@ pub fn apply_range(
                     break;
                 }
                 if let Ok(ev) = decode(m.payload().unwrap_or_default(), m.key(), cfg.input_format) {
-                    if !engine.is_bot(&ev) {
-                        engine.apply(leads.get_or_insert(&ev.lead_id), &ev);
-                    }
+                    engine.apply_to(leads, &ev);
                 }
                 applied += 1;
                 if last_log.elapsed() >= Duration::from_secs(2) {
