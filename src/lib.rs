@@ -15,6 +15,7 @@ pub mod rules;
 pub mod service;
 pub mod state;
 pub mod time;
+pub mod train;
 
 /// Protobuf types generated from `proto/leadscore/v1/events.proto`.
 #[allow(missing_docs, clippy::all)]

@@ -37,6 +37,92 @@ enum Command {
     Topics(TopicsCommand),
     /// Print sales_ready alerts from the output topic as they arrive.
     Watch(WatchArgs),
+    /// Learn the points of a rules file from who became a customer (predictive scoring).
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("data").required(true).args(["events", "table"])))]
+#[command(group(clap::ArgGroup::new("target").args(["target_probability", "target_rate"])))]
+struct TrainArgs {
+    /// Event history (NDJSON, SPEC §2); needs --outcomes.
+    #[arg(long, requires = "outcomes")]
+    events: Option<PathBuf>,
+    /// Outcomes CSV: `lead_id,converted[,converted_at]`.
+    #[arg(long)]
+    outcomes: Option<PathBuf>,
+    /// A flat lead table (CSV, one row per lead) instead of an event history; needs --label.
+    #[arg(long, requires = "label", conflicts_with_all = ["events", "outcomes"])]
+    table: Option<PathBuf>,
+    /// Label column of --table (1/0, true/false, yes/no).
+    #[arg(long)]
+    label: Option<String>,
+    /// Lead id column of --table (default: row-<n>).
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Columns of --table to leave out (leakage, identifiers); comma-separated, `Prefix*` allowed.
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Cell values of --table meaning "missing", besides the empty cell (case-insensitive).
+    #[arg(long, value_delimiter = ',', default_value = "Select,NA,N/A,null")]
+    missing: Vec<String>,
+    /// Base rules: bot filter and decay default are kept; compared side by side in the report.
+    #[arg(long)]
+    base_rules: Option<PathBuf>,
+    /// Where to write the learned rules file.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Qualify at this conversion probability (default 0.5).
+    #[arg(long)]
+    target_probability: Option<f64>,
+    /// Qualify this share of leads instead (e.g. 0.05).
+    #[arg(long)]
+    target_rate: Option<f64>,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Also draw ROC and calibration curves (PNG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Also write per-lead predictions (CSV: lead_id,split,converted,score,probability).
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Share of leads held out for the report.
+    #[arg(long, default_value_t = 0.25)]
+    holdout: f64,
+    /// Cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the split and the bootstrap.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Half-life grid for engagement rules.
+    #[arg(long, value_delimiter = ',', default_value = "1d,7d,30d,never")]
+    half_lives: Vec<String>,
+    /// Penalty grid (L2 strength on standardised features).
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1,10,100,1000,10000,100000")]
+    lambdas: Vec<f64>,
+    /// Minimum leads a candidate rule must touch.
+    #[arg(long, default_value_t = 30)]
+    min_support: usize,
+    /// Most values per profile field, URL sections, campaigns and forms.
+    #[arg(long, default_value_t = 30)]
+    max_values: usize,
+    /// Quantile thresholds per numeric profile field.
+    #[arg(long, default_value_t = 10)]
+    bins: usize,
+    /// Cap per engagement rule, lead and UTC day (0 = none).
+    #[arg(long, default_value_t = 5)]
+    max_per_day: u32,
+    /// Points that double the odds of converting.
+    #[arg(long, default_value_t = 20.0)]
+    points_to_double: f64,
+    /// `name` of the learned rules.
+    #[arg(long, default_value = "predictive")]
+    name: String,
+    /// Bootstrap resamples for the AUC interval.
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
 }
 
 #[derive(Args)]
@@ -160,6 +246,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Topics(TopicsCommand::Create(a)) => cmd_topics(a),
         Command::Watch(a) => cmd_watch(a),
+        Command::Train(a) => cmd_train(a),
     };
     match result {
         Ok(code) => code,
@@ -205,6 +292,96 @@ fn cmd_replay(a: ReplayArgs) -> Result<ExitCode> {
             stats.read as f64 / secs.max(1e-9),
             engine.rules().version
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
+    use leadscore::train::{self, data::TableSpec, features::CandidateOptions, Source, Target};
+    let target = match (a.target_probability, a.target_rate) {
+        (_, Some(r)) => {
+            anyhow::ensure!(r > 0.0 && r < 1.0, "--target-rate must be within (0, 1), got {r}");
+            Target::Rate(r)
+        }
+        (p, None) => {
+            let p = p.unwrap_or(0.5);
+            anyhow::ensure!(
+                p > 0.0 && p < 1.0,
+                "--target-probability must be within (0, 1), got {p}"
+            );
+            Target::Probability(p)
+        }
+    };
+    anyhow::ensure!(
+        a.holdout > 0.0 && a.holdout < 1.0,
+        "--holdout must be within (0, 1), got {}",
+        a.holdout
+    );
+    anyhow::ensure!(a.folds >= 2, "--folds must be at least 2");
+    anyhow::ensure!(
+        !a.lambdas.is_empty() && a.lambdas.iter().all(|l| *l > 0.0),
+        "--lambdas must be positive numbers"
+    );
+    anyhow::ensure!(
+        a.points_to_double > 0.0,
+        "--points-to-double must be positive"
+    );
+    let source = match (a.events, a.outcomes, a.table) {
+        (Some(events), Some(outcomes), None) => Source::History { events, outcomes },
+        (None, None, Some(path)) => Source::Table(TableSpec {
+            path,
+            label: a.label.expect("clap requires --label"),
+            id_column: a.id_column,
+            exclude: a.exclude,
+            missing: a.missing,
+        }),
+        _ => anyhow::bail!("give --events with --outcomes, or --table with --label"),
+    };
+    let opt = train::TrainOptions {
+        source,
+        base: a.base_rules,
+        target,
+        holdout: a.holdout,
+        folds: a.folds,
+        seed: a.seed,
+        half_lives: a.half_lives,
+        lambdas: a.lambdas,
+        candidates: CandidateOptions {
+            min_support: a.min_support,
+            max_values: a.max_values,
+            bins: a.bins,
+        },
+        max_per_day: (a.max_per_day > 0).then_some(a.max_per_day),
+        points_to_double: a.points_to_double,
+        name: a.name,
+        bootstrap: a.bootstrap,
+    };
+    let trained = train::train(&opt)?;
+    std::fs::write(&a.output, &trained.rules_text)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    print!("{}", trained.report.text());
+    println!("\nrules written to {}", a.output.display());
+    if let Some(path) = &a.report {
+        let mut w = create(path)?;
+        serde_json::to_writer_pretty(&mut w, &trained.report)?;
+        w.flush()?;
+        println!("report written to {}", path.display());
+    }
+    if let Some(path) = &a.predictions {
+        let mut w = create(path)?;
+        writeln!(w, "lead_id,split,converted,score,probability")?;
+        for (id, hold, conv, score, p) in &trained.predictions {
+            let split = if *hold { "holdout" } else { "train" };
+            writeln!(w, "{id},{split},{},{score},{p}", *conv as u8)?;
+        }
+        w.flush()?;
+        println!("predictions written to {}", path.display());
+    }
+    if let Some(path) = &a.plot {
+        match train::plot::write_png(&trained.report, path) {
+            Ok(()) => println!("curves drawn to {}", path.display()),
+            Err(e) => eprintln!("WARNING: {e:#} (rules and report are written)"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -703,7 +703,8 @@ impl Rules {
                 FitCondition::In(out)
             } else if let Some(range) = r.range {
                 match range.as_slice() {
-                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                    // Open ends are allowed: `range = [5, inf]` means "at least 5".
+                    [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo <= hi => {
                         FitCondition::Range(*lo, *hi)
                     }
                     _ => {
