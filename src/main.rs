@@ -350,6 +350,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             min_support: a.min_support,
             max_values: a.max_values,
             bins: a.bins,
+            engagement: true,
         },
         max_per_day: (a.max_per_day > 0).then_some(a.max_per_day),
         points_to_double: a.points_to_double,

@@ -261,8 +261,17 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
     let missing: Vec<String> = spec.missing.iter().map(|m| m.to_lowercase()).collect();
     let is_missing = |v: &str| v.is_empty() || missing.iter().any(|m| v.eq_ignore_ascii_case(m));
 
+    // Columns without a header (a trailing comma in every line) must be empty; they are skipped.
+    let unnamed: Vec<usize> = (0..headers.len())
+        .filter(|&i| field_name(&headers[i]).is_empty())
+        .collect();
     let used: Vec<usize> = (0..headers.len())
-        .filter(|&i| i != label_col && Some(i) != id_col && !excluded(&headers[i], &spec.exclude))
+        .filter(|&i| {
+            i != label_col
+                && Some(i) != id_col
+                && !excluded(&headers[i], &spec.exclude)
+                && !unnamed.contains(&i)
+        })
         .collect();
     let mut columns: Vec<ColumnMapping> = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -296,6 +305,13 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
     for (n, rec) in rdr.records().enumerate() {
         let line = n + 2;
         let rec = rec.with_context(|| format!("{}:{line}: bad CSV", path.display()))?;
+        if let Some(&c) = unnamed.iter().find(|&&c| !rec.get(c).unwrap_or("").is_empty()) {
+            bail!(
+                "{}:{line}: column {} has a value but no header\n  fix: name the column in the first line",
+                path.display(),
+                c + 1
+            );
+        }
         let Some(label) = parse_flag(rec.get(label_col).unwrap_or("")) else {
             skipped += 1;
             continue;

@@ -87,6 +87,8 @@ pub struct CandidateOptions {
     pub max_values: usize,
     /// Quantile thresholds per numeric field.
     pub bins: usize,
+    /// Look for engagement candidates (off for a flat table: its one event per lead is synthetic).
+    pub engagement: bool,
 }
 
 fn quote(s: &str) -> String {
@@ -257,6 +259,20 @@ pub fn discover(
             continue;
         };
         if bot.is_bot(ev) {
+            continue;
+        }
+        if !opt.engagement {
+            for (k, v) in &ev.fields {
+                let text = v.as_text().trim().to_string();
+                if !text.is_empty() {
+                    let e = profile
+                        .entry((lead as u32, k.to_string()))
+                        .or_insert((i64::MIN, String::new()));
+                    if ev.ts >= e.0 {
+                        *e = (ev.ts, text);
+                    }
+                }
+            }
             continue;
         }
         match ev.kind {

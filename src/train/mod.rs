@@ -422,7 +422,11 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
     .bot_filter;
 
     // 2. Candidates.
-    let cands = features::discover(&events, &bot, &outcomes, &opt.candidates);
+    let cand_opt = features::CandidateOptions {
+        engagement: matches!(opt.source, Source::History { .. }),
+        ..opt.candidates.clone()
+    };
+    let cands = features::discover(&events, &bot, &outcomes, &cand_opt);
     if cands.is_empty() {
         bail!("no candidate rules: no event type, URL section, campaign, form or profile value reaches --min-support {} leads", opt.candidates.min_support);
     }
