@@ -38,7 +38,7 @@ enum Command {
     /// Print sales_ready alerts from the output topic as they arrive.
     Watch(WatchArgs),
     /// Learn the points of a rules file from who became a customer (predictive scoring).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
 }
 
 #[derive(Args)]
@@ -100,7 +100,11 @@ struct TrainArgs {
     #[arg(long, value_delimiter = ',', default_value = "1d,7d,30d,never")]
     half_lives: Vec<String>,
     /// Penalty grid (L2 strength on standardised features).
-    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1,10,100,1000,10000,100000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.01,0.1,1,10,100,1000,10000,100000"
+    )]
     lambdas: Vec<f64>,
     /// Minimum leads a candidate rule must touch.
     #[arg(long, default_value_t = 30)]
@@ -246,7 +250,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Topics(TopicsCommand::Create(a)) => cmd_topics(a),
         Command::Watch(a) => cmd_watch(a),
-        Command::Train(a) => cmd_train(a),
+        Command::Train(a) => cmd_train(*a),
     };
     match result {
         Ok(code) => code,
@@ -300,7 +304,10 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     use leadscore::train::{self, data::TableSpec, features::CandidateOptions, Source, Target};
     let target = match (a.target_probability, a.target_rate) {
         (_, Some(r)) => {
-            anyhow::ensure!(r > 0.0 && r < 1.0, "--target-rate must be within (0, 1), got {r}");
+            anyhow::ensure!(
+                r > 0.0 && r < 1.0,
+                "--target-rate must be within (0, 1), got {r}"
+            );
             Target::Rate(r)
         }
         (p, None) => {

@@ -305,7 +305,10 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
     for (n, rec) in rdr.records().enumerate() {
         let line = n + 2;
         let rec = rec.with_context(|| format!("{}:{line}: bad CSV", path.display()))?;
-        if let Some(&c) = unnamed.iter().find(|&&c| !rec.get(c).unwrap_or("").is_empty()) {
+        if let Some(&c) = unnamed
+            .iter()
+            .find(|&&c| !rec.get(c).unwrap_or("").is_empty())
+        {
             bail!(
                 "{}:{line}: column {} has a value but no header\n  fix: name the column in the first line",
                 path.display(),
@@ -404,7 +407,10 @@ mod tests {
             field_name("What is your current occupation"),
             "what_is_your_current_occupation"
         );
-        assert_eq!(field_name("Total Time Spent on Website"), "total_time_spent_on_website");
+        assert_eq!(
+            field_name("Total Time Spent on Website"),
+            "total_time_spent_on_website"
+        );
         assert_eq!(field_name(" A--B "), "a_b");
     }
 

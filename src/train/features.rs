@@ -539,8 +539,7 @@ pub fn discover(
         if counts.len() > opt.max_values && counts.len() * 2 > present {
             continue;
         }
-        let mut top: Vec<(String, usize)> =
-            counts.into_iter().filter(|(_, n)| *n >= min).collect();
+        let mut top: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= min).collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         top.truncate(opt.max_values);
         for (value, n) in top {

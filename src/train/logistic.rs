@@ -126,12 +126,7 @@ pub fn fit(
                     .sum::<f64>();
             f += if yi { softplus(-z) } else { softplus(z) };
         }
-        f + 0.5
-            * theta
-                .iter()
-                .zip(&pen)
-                .map(|(t, p)| p * t * t)
-                .sum::<f64>()
+        f + 0.5 * theta.iter().zip(&pen).map(|(t, p)| p * t * t).sum::<f64>()
     };
     let mut f_cur = objective(&theta);
     let mut h = vec![0.0; dim * dim];

@@ -242,11 +242,7 @@ fn cv_1d(x: &[f64], y: &[bool], folds: &[usize], k: usize) -> f64 {
     let mut total = 0.0;
     for f in 0..k {
         let (mut b, mut w) = (0.0f64, 0.0f64);
-        let pos = y
-            .iter()
-            .zip(folds)
-            .filter(|(&v, &fo)| v && fo != f)
-            .count() as f64;
+        let pos = y.iter().zip(folds).filter(|(&v, &fo)| v && fo != f).count() as f64;
         let n = folds.iter().filter(|&&fo| fo != f).count() as f64;
         let rate = ((pos + 0.5) / (n + 1.0)).clamp(1e-9, 1.0 - 1e-9);
         b = b.max((rate / (1.0 - rate)).ln());
@@ -290,16 +286,23 @@ fn cv_1d(x: &[f64], y: &[bool], folds: &[usize], k: usize) -> f64 {
     total / y.len().max(1) as f64
 }
 
+/// One scorer's view of the holdout.
+struct Scored {
+    scores: Vec<f64>,
+    /// Passes the scorer's `min_fit` gate.
+    gate: Vec<bool>,
+    probs: Option<Vec<f64>>,
+}
+
 fn evaluate(
     scorer: &str,
-    scores: &[f64],
-    gate: &[bool],
-    probs: Option<&[f64]>,
+    sc: &Scored,
     y: &[bool],
     threshold: f64,
-    bootstrap: usize,
-    seed: u64,
+    opt: &TrainOptions,
 ) -> Evaluation {
+    let (scores, gate, probs) = (&sc.scores, &sc.gate, sc.probs.as_deref());
+    let (bootstrap, seed) = (opt.bootstrap, opt.seed);
     let auc = metrics::roc_auc(scores, y);
     let (lo, hi) = metrics::auc_interval(scores, y, bootstrap, seed);
     let flag_scores: Vec<f64> = scores
@@ -625,9 +628,18 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
                 opt.max_per_day,
             ));
         }
-        for (ci, p, _) in rules.iter().filter(|(ci, _, _)| !cands[*ci].is_engagement()) {
+        for (ci, p, _) in rules
+            .iter()
+            .filter(|(ci, _, _)| !cands[*ci].is_engagement())
+        {
             s.push('\n');
-            s.push_str(&rule_toml(&cands[*ci].name, &cands[*ci].kind, *p, None, None));
+            s.push_str(&rule_toml(
+                &cands[*ci].name,
+                &cands[*ci].kind,
+                *p,
+                None,
+                None,
+            ));
         }
         s
     };
@@ -691,13 +703,14 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
     let all_gate = vec![true; test_idx.len()];
     let model_eval = evaluate(
         "learned",
-        &pick(&scores),
-        &all_gate,
-        Some(&pick(&probs)),
+        &Scored {
+            scores: pick(&scores),
+            gate: all_gate,
+            probs: Some(pick(&probs)),
+        },
         &y_test,
         final_rules.sales_ready,
-        opt.bootstrap,
-        opt.seed,
+        opt,
     );
     let base_eval = base_rules.as_ref().map(|b| {
         let (st, _) = run_engine(b, &events, &outcomes);
@@ -708,13 +721,14 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
             .map(|m| test_idx.iter().map(|&i| m.probability(s[i])).collect());
         evaluate(
             &format!("base {}", b.version),
-            &pick(&s),
-            &gate,
-            p.as_deref(),
+            &Scored {
+                scores: pick(&s),
+                gate,
+                probs: p,
+            },
             &y_test,
             b.sales_ready,
-            opt.bootstrap,
-            opt.seed,
+            opt,
         )
     });
     let train_flagged_rate = train_idx
@@ -827,11 +841,18 @@ impl Report {
             self.target,
             100.0 * self.train_flagged_rate
         );
-        let _ = writeln!(s, "\nholdout            {:>24}{}", "learned", match &self.base {
-            Some(_) => format!("{:>24}", "base rules"),
-            None => String::new(),
-        });
-        let evals: Vec<&Evaluation> = std::iter::once(&self.model).chain(self.base.as_ref()).collect();
+        let _ = writeln!(
+            s,
+            "\nholdout            {:>24}{}",
+            "learned",
+            match &self.base {
+                Some(_) => format!("{:>24}", "base rules"),
+                None => String::new(),
+            }
+        );
+        let evals: Vec<&Evaluation> = std::iter::once(&self.model)
+            .chain(self.base.as_ref())
+            .collect();
         let line = |s: &mut String, name: &str, f: &dyn Fn(&Evaluation) -> String| {
             let _ = write!(s, "  {name:<17}");
             for e in &evals {
@@ -840,16 +861,26 @@ impl Report {
             s.push('\n');
         };
         line(&mut s, "ROC AUC [95% CI]", &|e| {
-            format!("{:.3} [{:.3}, {:.3}]", e.roc_auc, e.roc_auc_ci95[0], e.roc_auc_ci95[1])
+            format!(
+                "{:.3} [{:.3}, {:.3}]",
+                e.roc_auc, e.roc_auc_ci95[0], e.roc_auc_ci95[1]
+            )
         });
-        line(&mut s, "log-loss", &|e| e.log_loss.map_or("n/a".into(), |l| format!("{l:.4}")));
+        line(&mut s, "log-loss", &|e| {
+            e.log_loss.map_or("n/a".into(), |l| format!("{l:.4}"))
+        });
         line(&mut s, "threshold", &|e| format!("{:.3}", e.threshold));
         line(&mut s, "flagged", &|e| format!("{}", e.flagged));
         line(&mut s, "precision", &|e| fmt_opt(e.precision));
         line(&mut s, "recall", &|e| fmt_opt(e.recall));
-        line(&mut s, "top-decile lift", &|e| format!("{:.2}", e.lift_top_decile));
+        line(&mut s, "top-decile lift", &|e| {
+            format!("{:.2}", e.lift_top_decile)
+        });
         if let Some(cal) = &self.model.calibration {
-            let _ = writeln!(s, "\ncalibration (learned, holdout)\n  predicted   leads   mean p   observed");
+            let _ = writeln!(
+                s,
+                "\ncalibration (learned, holdout)\n  predicted   leads   mean p   observed"
+            );
             for b in cal {
                 let _ = writeln!(
                     s,

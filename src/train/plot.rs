@@ -27,10 +27,7 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .x_desc("false positive rate")
         .y_desc("true positive rate")
         .draw()?;
-    roc.draw_series(LineSeries::new(
-        [(0.0, 0.0), (1.0, 1.0)],
-        BLACK.mix(0.3),
-    ))?;
+    roc.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
     let m = &report.model;
     roc.draw_series(LineSeries::new(
         m.roc_curve.iter().copied(),
@@ -62,10 +59,7 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .x_desc("predicted conversion probability")
         .y_desc("observed conversion rate")
         .draw()?;
-    cal.draw_series(LineSeries::new(
-        [(0.0, 0.0), (1.0, 1.0)],
-        BLACK.mix(0.3),
-    ))?;
+    cal.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
     for (e, color) in std::iter::once((m, BLUE)).chain(report.base.iter().map(|b| (b, RED))) {
         let Some(bins) = &e.calibration else {
             continue;
