@@ -148,7 +148,16 @@ fn learns_the_generator_signals_and_replay_reproduces_the_probabilities() {
     assert!(points(&rules, "form stage=bofu") > 0.0);
     assert!(points(&rules, "industry = software") > 0.0);
     assert!(points(&rules, "job_title = student") < 0.0);
-    assert!(rules["model"]["scale"].as_float().unwrap() > 0.0);
+    // The base threshold is kept, scaled so that crossing it means p = 0.5 (the default target).
+    let (b, scale) = (
+        rules["model"]["intercept"].as_float().unwrap(),
+        rules["model"]["scale"].as_float().unwrap(),
+    );
+    let sales_ready = rules["threshold"]["sales_ready"].as_float().unwrap();
+    assert_eq!(sales_ready, 120.0);
+    assert_eq!(rules["threshold"]["rearm_below"].as_float().unwrap(), 60.0);
+    let p_at_threshold = 1.0 / (1.0 + (-(b + sales_ready / scale)).exp());
+    assert!((p_at_threshold - 0.5).abs() < 1e-4, "{p_at_threshold}");
 
     // Round trip: replay of the learned rules gives every lead the model's probability.
     run(&[

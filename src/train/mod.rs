@@ -600,8 +600,39 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
         ),
     );
 
-    // 6. Points and the rules file.
-    let scale = opt.points_to_double / std::f64::consts::LN_2;
+    // 6. Points and the rules file. With base rules, the scale is chosen so that the base's
+    // sales_ready keeps its meaning: crossing it means reaching the target.
+    let default_scale = opt.points_to_double / std::f64::consts::LN_2;
+    let keep_base = base_rules.as_ref().map(|b| (b.sales_ready, b.rearm_below));
+    let scale = match keep_base {
+        None => default_scale,
+        Some((t_base, _)) => {
+            let needed = match opt.target {
+                Target::Probability(p) => t_base / ((p / (1.0 - p)).ln() - fitted.intercept),
+                Target::Rate(r) => {
+                    let mut m: Vec<f64> = train_idx
+                        .iter()
+                        .map(|&i| fitted.margin(&design[i]) - fitted.intercept)
+                        .collect();
+                    m.sort_by(|a, b| b.total_cmp(a));
+                    let k = ((r * m.len() as f64).round() as usize).clamp(1, m.len());
+                    t_base / m[k - 1]
+                }
+            };
+            if needed.is_finite() && needed > 0.0 {
+                needed
+            } else {
+                let w = format!(
+                    "the base threshold {t_base} cannot be kept for the target (the scale would be {needed:.3}); points use the default scale, the threshold is set from the target"
+                );
+                eprintln!("WARNING: {w}");
+                warnings.push(w);
+                default_scale
+            }
+        }
+    };
+    let kept_threshold = keep_base.filter(|_| scale != default_scale);
+    let points_to_double = scale * std::f64::consts::LN_2;
     let intercept = (fitted.intercept * 1e6).round() / 1e6;
     let mut learned: Vec<(usize, f64, String)> = chosen_cols
         .iter()
@@ -660,19 +691,28 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
     let scores: Vec<f64> = states.iter().map(LeadState::score).collect();
     let probs: Vec<f64> = scores.iter().map(|&s| model.probability(s)).collect();
 
-    let (threshold, target) = match opt.target {
-        Target::Probability(p) => {
-            let t = scale * ((p / (1.0 - p)).ln() - intercept);
-            ((t * 1000.0).round() / 1000.0, format!("probability {p}"))
+    let (threshold, target) = match (kept_threshold, opt.target) {
+        (Some((t, _)), Target::Probability(p)) => {
+            (t, format!("probability {p} (base threshold kept)"))
         }
-        Target::Rate(r) => {
-            let mut s: Vec<f64> = train_idx.iter().map(|&i| scores[i]).collect();
-            s.sort_by(|a, b| b.total_cmp(a));
-            let k = ((r * s.len() as f64).round() as usize).clamp(1, s.len());
-            (((s[k - 1] * 1000.0).floor()) / 1000.0, format!("rate {r}"))
-        }
+        (Some((t, _)), Target::Rate(r)) => (t, format!("rate {r} (base threshold kept)")),
+        (None, _) => match opt.target {
+            Target::Probability(p) => {
+                let t = scale * ((p / (1.0 - p)).ln() - intercept);
+                ((t * 1000.0).round() / 1000.0, format!("probability {p}"))
+            }
+            Target::Rate(r) => {
+                let mut s: Vec<f64> = train_idx.iter().map(|&i| scores[i]).collect();
+                s.sort_by(|a, b| b.total_cmp(a));
+                let k = ((r * s.len() as f64).round() as usize).clamp(1, s.len());
+                (((s[k - 1] * 1000.0).floor()) / 1000.0, format!("rate {r}"))
+            }
+        },
     };
-    let rearm = threshold - opt.points_to_double;
+    let (rearm, rearm_note) = match kept_threshold {
+        Some((_, rearm)) => (rearm, "base rules' value"),
+        None => (threshold - points_to_double, "odds halved"),
+    };
     let mut header = String::new();
     let _ = writeln!(
         header,
@@ -685,10 +725,10 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
     let _ = writeln!(
         header,
         "# {} points double the odds of converting. Threshold: {target}.",
-        opt.points_to_double
+        (points_to_double * 1000.0).round() / 1000.0
     );
     let rules_text = format!(
-        "{header}name = {}\n\n[threshold]\nsales_ready = {}\nrearm_below = {}   # odds halved\nmin_fit = {}   # no fit gate: the model weighs fit\n\n{kept}\n{model_table}{}",
+        "{header}name = {}\n\n[threshold]\nsales_ready = {}\nrearm_below = {}   # {rearm_note}\nmin_fit = {}   # no fit gate: the model weighs fit\n\n{kept}\n{model_table}{}",
         toml::Value::String(opt.name.clone()),
         toml_number(threshold),
         toml_number(rearm),
