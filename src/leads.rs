@@ -101,6 +101,17 @@ impl LeadTable {
         keys.iter().filter_map(|k| self.map.get(k)).collect()
     }
 
+    /// Rewrites every state in place (e.g. for new rules) and marks every lead changed.
+    pub fn update_all(&mut self, mut f: impl FnMut(&mut LeadState)) {
+        for (key, lead) in self.map.iter_mut() {
+            f(&mut lead.state);
+            if self.track && !lead.dirty {
+                lead.dirty = true;
+                self.dirty.push(*key);
+            }
+        }
+    }
+
     /// How many leads changed since the last [`LeadTable::take_dirty`].
     pub fn dirty_count(&self) -> usize {
         self.dirty.len()

@@ -265,7 +265,8 @@ impl LeadState {
         v
     }
 
-    /// Deserializes state written by [`LeadState::encode`] against (possibly other) rules.
+    /// Deserializes state written by [`LeadState::encode`] against (possibly other) rules:
+    /// accumulators of rules that no longer exist are dropped, fit is re-evaluated.
     pub fn decode(rules: &Rules, bytes: &[u8]) -> Result<LeadState, StateDecodeError> {
         let mut r = Reader { b: bytes, pos: 0 };
         let version = r.u8()?;
@@ -326,6 +327,9 @@ impl LeadState {
                 bytes.len() - r.pos
             )));
         }
+        // Fit follows the fit rules in force (the same value when they are unchanged).
+        let fit = rules.fit_score(|f| st.profile_value(f));
+        st.fit = fit;
         Ok(st)
     }
 }

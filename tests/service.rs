@@ -357,3 +357,95 @@ fn e_sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
         "nothing re-sent on a clean restart"
     );
 }
+
+/// A pricing-page view of `lead` at 10:00 plus `minutes`.
+fn pricing_view(lead: &str, id: &str, minutes: u32) -> (String, Vec<u8>) {
+    let ev = json!({
+        "event_id": id, "type": "page_view", "lead_id": lead,
+        "ts": format!("2026-11-28T{:02}:{:02}:00Z", 10 + minutes / 60, minutes % 60),
+        "url": "https://example.com/pricing",
+    });
+    (lead.to_string(), ev.to_string().into_bytes())
+}
+
+fn score_of(s: &Service, lead: &str) -> f64 {
+    let (status, body) = s.get(&format!("/v1/leads/{lead}")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["score"]
+        .as_f64()
+        .unwrap()
+}
+
+fn wait_log(s: &Service, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.log_text().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{needle}` in the log:\n{}",
+            s.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sighup(s: &Service) {
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn f_sighup_reloads_the_rules_and_a_broken_file_keeps_the_previous_ones() {
+    let n = Names::new("reload");
+    create_topics(&n, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    let original = std::fs::read_to_string(rules_path()).unwrap();
+    std::fs::write(&rules, &original).unwrap();
+    let rules_s = rules.to_string_lossy().to_string();
+    let mut svc = Service::start(&n, &[("LEADSCORE_RULES", &rules_s)]);
+    svc.wait_ready(Duration::from_secs(90));
+
+    // pricing-page is worth 15 points.
+    let ends = produce(&n.input, [pricing_view("R-A", "a1", 0)]);
+    wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(60), &[&svc]);
+    assert_eq!(score_of(&svc, "R-A"), 15.0);
+
+    // A broken file: the reload fails, the previous rules stay in force.
+    std::fs::write(
+        &rules,
+        original.replacen("points = 15.0", "points = \"many\"", 1),
+    )
+    .unwrap();
+    sighup(&svc);
+    wait_log(&svc, "rules reload failed, keeping the rules in force");
+    let ends = produce(&n.input, [pricing_view("R-B", "b1", 0)]);
+    wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(60), &[&svc]);
+    assert_eq!(score_of(&svc, "R-B"), 15.0);
+
+    // A good file: pricing-page is now worth 40 for events scored from now on; what R-A has
+    // accumulated is kept (decayed by its 7-day half-life over the hour to its next event).
+    std::fs::write(
+        &rules,
+        original.replacen("points = 15.0", "points = 40.0", 1),
+    )
+    .unwrap();
+    sighup(&svc);
+    wait_log(&svc, "rules reloaded");
+    let ends = produce(
+        &n.input,
+        [pricing_view("R-A", "a2", 60), pricing_view("R-C", "c1", 0)],
+    );
+    wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(60), &[&svc]);
+    assert_eq!(score_of(&svc, "R-C"), 40.0);
+    let want = 15.0 * 2f64.powf(-3600.0 / (7.0 * 86400.0)) + 40.0;
+    let got = score_of(&svc, "R-A");
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert_eq!(svc.metric("leadscore_rules_reloads_total"), 2.0);
+    assert!(
+        svc.child.try_wait().unwrap().is_none(),
+        "the service exited"
+    );
+}

@@ -99,8 +99,9 @@ pub struct LeadView {
 }
 
 async fn lead(State(s): State<AppState>, Path(lead_id): Path<String>) -> Response {
-    let engine = &s.shared.engine;
+    // Shards first, then the engine: a reload swaps both under the shards lock.
     let shards = s.shared.shards.lock().unwrap();
+    let engine = s.shared.engine();
     let found = shards.values().find_map(|s| s.leads.get(&lead_id));
     match found.filter(|st| st.clock().is_some()) {
         None => (

@@ -56,6 +56,10 @@ fn describe() {
     );
     describe_counter!("leadscore_commits_total", "Offset commits by result");
     describe_counter!(
+        "leadscore_rules_reloads_total",
+        "Rules reloads (SIGHUP) by result: ok, failed (previous rules kept)"
+    );
+    describe_counter!(
         "leadscore_restore_events_total",
         "Input events re-applied to rebuild partition state"
     );

@@ -94,6 +94,19 @@ pub fn run(cfg: Config) -> Result<()> {
         sig_shared.shutdown.store(true, Ordering::Release);
     });
 
+    let hup_shared = shared.clone();
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            error!("cannot install the SIGHUP handler: rules reload is unavailable");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!("SIGHUP: reloading the rules file");
+            hup_shared.reload.store(true, Ordering::Release);
+        }
+    });
+
     let result = pipeline::run(&cfg, shared);
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -29,10 +29,12 @@ use crate::event::decode;
 use crate::kafka::client_config;
 use crate::leads::LeadTable;
 use crate::output::SalesReady;
+use crate::rules::Rules;
 use crate::service::changelog;
 use crate::service::metrics::{self as m, BatchCounts};
 use crate::service::restore::{apply_range, fetch_start_for, rebuild_from_input};
 use crate::service::store::{Offsets, PartitionStore};
+use crate::state::LeadState;
 use crate::time::now_micros;
 
 /// Most messages handled per poll batch.
@@ -50,8 +52,11 @@ pub struct Shard {
 
 /// State shared between the pipeline thread, rebalance callbacks and the HTTP server.
 pub struct Shared {
-    /// The engine (rules) in force.
-    pub engine: Engine,
+    /// The engine (rules) in force; swapped by a reload while `shards` is locked (lock `shards`
+    /// first, then read the engine, to see states and rules that belong together).
+    engine: RwLock<Engine>,
+    /// Set by SIGHUP: reload the rules file at the next turn of the pipeline loop.
+    pub reload: AtomicBool,
     /// Input partition → its leads.
     pub shards: Mutex<BTreeMap<i32, Shard>>,
     /// Partitions assigned but not yet restored.
@@ -72,7 +77,8 @@ impl Shared {
     /// Fresh shared state for an engine.
     pub fn new(engine: Engine) -> Self {
         Shared {
-            engine,
+            engine: RwLock::new(engine),
+            reload: AtomicBool::new(false),
             shards: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(Vec::new()),
             joined: AtomicBool::new(false),
@@ -81,6 +87,11 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             fatal: Mutex::new(None),
         }
+    }
+
+    /// The engine in force (a cheap clone: the rules are shared).
+    pub fn engine(&self) -> Engine {
+        self.engine.read().unwrap().clone()
     }
 
     /// Joined the group and every assigned partition is restored.
@@ -151,7 +162,7 @@ impl GroupContext {
         mode: CommitMode,
     ) -> Result<()> {
         let started = Instant::now();
-        let rules = self.shared.engine.rules().clone();
+        let rules = self.shared.engine().rules().clone();
         let mut shards = self.shared.shards.lock().unwrap();
         let pos = self.positions.lock().unwrap();
         let in_scope = |p: &i32| only.is_none_or(|o| o.contains(p));
@@ -391,7 +402,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
     consumer
         .subscribe(&topics)
         .context("cannot subscribe to the input topics")?;
-    info!(topics = ?cfg.input_topics, group = %cfg.group_id, rules = %shared.engine.rules().version, "consuming");
+    info!(topics = ?cfg.input_topics, group = %cfg.group_id, rules = %shared.engine().rules().version, "consuming");
 
     let commit_every = cfg.commit_every()?;
     let retention = Retention {
@@ -410,6 +421,9 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
         }
         if let Some(f) = shared.fatal.lock().unwrap().clone() {
             break Err(anyhow!(f));
+        }
+        if shared.reload.swap(false, Ordering::AcqRel) {
+            reload_rules(cfg, &shared);
         }
         if let Err(e) = restore_pending(cfg, &shared, &consumer, &positions) {
             break Err(e);
@@ -450,6 +464,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
             let producer = consumer.context().producer();
             let started = Instant::now();
             let mut shards = shared.shards.lock().unwrap();
+            let engine = shared.engine();
             let mut pos = positions.lock().unwrap();
             for msg in &batch {
                 let p = msg.partition();
@@ -475,15 +490,9 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                             "resuming at offset {} but state reflects {next}: catching up",
                             msg.offset()
                         );
-                        if let Err(e) = apply_range(
-                            cfg,
-                            &shared.engine,
-                            leads,
-                            msg.topic(),
-                            p,
-                            next,
-                            msg.offset(),
-                        ) {
+                        if let Err(e) =
+                            apply_range(cfg, &engine, leads, msg.topic(), p, next, msg.offset())
+                        {
                             *shared.fatal.lock().unwrap() = Some(format!("catch-up failed: {e:#}"));
                             break;
                         }
@@ -505,7 +514,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
                     }
                     Ok(ev) => {
                         *counts.events.entry((t, ev.kind)).or_default() += 1;
-                        match shared.engine.apply_to(leads, &ev) {
+                        match engine.apply_to(leads, &ev) {
                             Outcome::Scored(Some(sr)) => {
                                 counts.sales_ready += 1;
                                 send_sales_ready(
@@ -639,7 +648,7 @@ fn rewind(cfg: &Config, shared: &Shared, consumer: &BaseConsumer<GroupContext>) 
     old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
     drop(old);
     ctx.failures.store(0, Ordering::Release);
-    let rules = shared.engine.rules().clone();
+    let rules = shared.engine().rules().clone();
     let mut shards = shared.shards.lock().unwrap();
     let mut pos = ctx.positions.lock().unwrap();
     pos.next.clear();
@@ -742,7 +751,7 @@ fn restore_pending(
         let next = shared.pending.lock().unwrap().first().copied();
         let Some(p) = next else { return Ok(()) };
         let started = Instant::now();
-        let rules = shared.engine.rules().clone();
+        let rules = shared.engine().rules().clone();
         let mut tpl = TopicPartitionList::new();
         for t in &cfg.input_topics {
             tpl.add_partition(t, p);
@@ -775,7 +784,7 @@ fn restore_pending(
             (leads, committed, "changelog")
         } else {
             let until: Vec<(String, i64)> = committed.clone().into_iter().collect();
-            let leads = rebuild_from_input(cfg, &shared.engine, p, &until)?;
+            let leads = rebuild_from_input(cfg, &shared.engine(), p, &until)?;
             store.replace_all(&rules, &leads, &committed)?;
             (leads, committed, "input")
         };
@@ -834,8 +843,45 @@ struct Retention {
 /// Evicts, per partition at most every `retention.every`, leads with no fit points that never
 /// qualified, whose score decayed to the partition's newest lead clock is below the floor and
 /// whose clock is more than the TTL behind it (event time, so replays and restarts evict alike).
+/// SIGHUP: loads the rules file again. On success, every lead's state is carried over to the new
+/// rules by stable rule keys (accumulated engagement kept, accumulators of removed rules
+/// dropped, fit re-evaluated; SPEC §4 "reload") and marked changed so the next checkpoint
+/// persists it; new points apply to events scored from then on. A file that does not load
+/// leaves the previous rules in force.
+fn reload_rules(cfg: &Config, shared: &Shared) {
+    let old = shared.engine();
+    let new = match Rules::load(&cfg.rules) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            counter!("leadscore_rules_reloads_total", "result" => "failed").increment(1);
+            error!(
+                rules = %old.rules().version,
+                "rules reload failed, keeping the rules in force: {e}"
+            );
+            return;
+        }
+    };
+    let mut shards = shared.shards.lock().unwrap();
+    let mut leads = 0usize;
+    let mut buf = Vec::with_capacity(256);
+    for shard in shards.values_mut() {
+        shard.leads.update_all(|st| {
+            buf.clear();
+            st.encode(old.rules(), &mut buf);
+            *st = LeadState::decode(&new, &buf).expect("a state encoded just now decodes");
+            leads += 1;
+        });
+    }
+    let version = new.version.clone();
+    *shared.engine.write().unwrap() = Engine::new(new);
+    drop(shards);
+    counter!("leadscore_rules_reloads_total", "result" => "ok").increment(1);
+    info!(from = %old.rules().version, to = %version, leads, "rules reloaded");
+}
+
 fn sweep(shared: &Shared, retention: &Retention) {
     let mut shards = shared.shards.lock().unwrap();
+    let engine = shared.engine();
     for (p, shard) in shards.iter_mut() {
         if shard.last_sweep.elapsed() < retention.every {
             continue;
@@ -851,7 +897,7 @@ fn sweep(shared: &Shared, retention: &Retention) {
             let st = &l.state;
             st.fit() == 0.0
                 && st.sequence() == 0
-                && shared.engine.engagement_at(st, newest).abs() < retention.floor
+                && engine.engagement_at(st, newest).abs() < retention.floor
                 && st.clock().is_some_and(|c| newest - c > retention.ttl)
         });
         if !gone.is_empty() {
