@@ -99,14 +99,6 @@ impl Drop for OwnBroker {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_broker_restart_mid_stream_is_survived_without_operator_action() {
     let port = free_port();

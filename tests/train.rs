@@ -54,6 +54,22 @@ fn points(rules: &toml::Table, name: &str) -> f64 {
     panic!("rule {name:?} not in the learned rules")
 }
 
+/// `leadscore gen` into `dir`: events.ndjson and outcomes.csv.
+fn gen_into(dir: &Path, seed: u64, leads: usize) {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    run(&[
+        "gen",
+        "--seed",
+        &seed.to_string(),
+        "--leads",
+        &leads.to_string(),
+        "-o",
+        &p("events.ndjson"),
+        "--outcomes",
+        &p("outcomes.csv"),
+    ]);
+}
+
 const SEED: u64 = 11;
 const LEADS: usize = 12_000;
 
@@ -61,17 +77,7 @@ const LEADS: usize = 12_000;
 fn learns_the_generator_signals_and_replay_reproduces_the_probabilities() {
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
-    run(&[
-        "gen",
-        "--seed",
-        &SEED.to_string(),
-        "--leads",
-        &LEADS.to_string(),
-        "-o",
-        &p("events.ndjson"),
-        "--outcomes",
-        &p("outcomes.csv"),
-    ]);
+    gen_into(dir.path(), SEED, LEADS);
     let base = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rules.toml");
     let out = run(&[
         "train",
@@ -272,17 +278,7 @@ fn table_input_maps_columns_and_learns_the_label() {
 fn refuses_an_empty_class_and_warns_on_few_conversions() {
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
-    run(&[
-        "gen",
-        "--seed",
-        "3",
-        "--leads",
-        "400",
-        "-o",
-        &p("events.ndjson"),
-        "--outcomes",
-        &p("outcomes.csv"),
-    ]);
+    gen_into(dir.path(), 3, 400);
     // Few conversions: trains, with a clear warning.
     let out = run(&[
         "train",
