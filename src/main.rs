@@ -46,7 +46,7 @@ enum Command {
 #[command(group(clap::ArgGroup::new("target").args(["target_probability", "target_rate"])))]
 struct TrainArgs {
     /// Event history (NDJSON, SPEC §2); needs --outcomes.
-    #[arg(long, requires = "outcomes")]
+    #[arg(long, visible_alias = "history", requires = "outcomes")]
     events: Option<PathBuf>,
     /// Outcomes CSV: `lead_id,converted[,converted_at]`.
     #[arg(long)]
@@ -66,11 +66,12 @@ struct TrainArgs {
     /// Cell values of --table meaning "missing", besides the empty cell (case-insensitive).
     #[arg(long, value_delimiter = ',', default_value = "Select,NA,N/A,null")]
     missing: Vec<String>,
-    /// Base rules: bot filter and decay default are kept; compared side by side in the report.
-    #[arg(long)]
+    /// Base rules: threshold (by scaling), bot filter and decay default are kept; compared side
+    /// by side in the report.
+    #[arg(long, visible_alias = "base")]
     base_rules: Option<PathBuf>,
     /// Where to write the learned rules file.
-    #[arg(long, short)]
+    #[arg(long, short, visible_alias = "out")]
     output: PathBuf,
     /// Qualify at this conversion probability (default 0.5).
     #[arg(long)]
@@ -82,7 +83,7 @@ struct TrainArgs {
     #[arg(long)]
     report: Option<PathBuf>,
     /// Also draw ROC and calibration curves (PNG).
-    #[arg(long)]
+    #[arg(long, visible_alias = "png")]
     plot: Option<PathBuf>,
     /// Also write per-lead predictions (CSV: lead_id,split,converted,score,probability).
     #[arg(long)]

@@ -58,26 +58,40 @@ fn parse_flag(s: &str) -> Option<bool> {
     }
 }
 
-/// Reads `lead_id,converted[,converted_at]` (header required; `converted` 0/1/true/false).
+/// Reads `lead_id,converted[,converted_at]` (`converted` 0/1, true/false, yes/no). The header
+/// names the columns (any order, more columns allowed); a file without a header is read in
+/// that column order.
 pub fn read_outcomes(path: &Path) -> Result<Outcomes> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot read outcomes {}", path.display()))?;
+    let open = |headers: bool| {
+        csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .has_headers(headers)
+            .flexible(true)
+            .from_path(path)
+            .with_context(|| format!("cannot read outcomes {}", path.display()))
+    };
+    let mut rdr = open(true)?;
     let headers = rdr.headers()?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let (Some(id_col), Some(conv_col)) = (col("lead_id"), col("converted")) else {
-        bail!(
+    let (id_col, conv_col, at_col, first_line) = match (col("lead_id"), col("converted")) {
+        (Some(i), Some(c)) => (i, c, col("converted_at"), 2),
+        _ if headers.get(1).and_then(parse_flag).is_some() => {
+            rdr = open(false)?;
+            (0, 1, Some(2), 1)
+        }
+        _ => bail!(
             "{}: header must name `lead_id` and `converted` (found: {})\n  fix: first line `lead_id,converted,converted_at`",
             path.display(),
             headers.iter().collect::<Vec<_>>().join(",")
-        );
+        ),
     };
-    let at_col = col("converted_at");
     let mut out = Outcomes::default();
     for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
+        let line = i + first_line;
         let rec = rec.with_context(|| format!("{}:{line}: bad CSV", path.display()))?;
+        if rec.iter().all(str::is_empty) {
+            continue;
+        }
         let id = rec.get(id_col).unwrap_or("").to_string();
         if id.is_empty() {
             bail!("{}:{line}: empty lead_id", path.display());
@@ -412,6 +426,33 @@ mod tests {
             "total_time_spent_on_website"
         );
         assert_eq!(field_name(" A--B "), "a_b");
+    }
+
+    #[test]
+    fn outcomes_with_or_without_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = dir.path().join("with.csv");
+        std::fs::write(
+            &with,
+            "converted_at,lead_id,converted\n2026-11-02T00:00:00Z,L-1,1\n,L-2,0\n",
+        )
+        .unwrap();
+        let o = read_outcomes(&with).unwrap();
+        assert_eq!(o.ids, ["L-1", "L-2"]);
+        assert_eq!(
+            o.outcomes[0].converted_at,
+            parse_rfc3339("2026-11-02T00:00:00Z")
+        );
+        assert!(!o.outcomes[1].converted);
+        let without = dir.path().join("without.csv");
+        std::fs::write(&without, "L-1,true\nL-2,no,\n").unwrap();
+        let o = read_outcomes(&without).unwrap();
+        assert_eq!(o.ids, ["L-1", "L-2"]);
+        assert_eq!(o.positives(), 1);
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "lead,outcome\nL-1,maybe\n").unwrap();
+        let e = read_outcomes(&bad).unwrap_err().to_string();
+        assert!(e.contains("must name `lead_id` and `converted`"), "{e}");
     }
 
     #[test]
