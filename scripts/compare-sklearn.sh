@@ -2,7 +2,8 @@
 # Holdout ROC AUC of `leadscore train` beside scikit-learn logistic regression on the same split
 # and the same information, for several split seeds:
 #   1. the X Education lead table (../shared/datasets/x-education-leads.csv, leaking columns out);
-#   2. a generated event history (`leadscore gen`, 12,000 leads).
+#   2. a generated event history (`leadscore gen`, 12,000 leads);
+#   3. a differently shaped history (scripts/alt_history.py, 20,000 leads, post-conversion activity).
 # Needs python3 with scikit-learn and pandas (creates a venv under ~/.cache/leadscore-tools).
 # Usage: scripts/compare-sklearn.sh [SEEDS...]   (default 1 2 3 4 5)
 set -euo pipefail
@@ -33,4 +34,12 @@ for s in "${seeds[@]}"; do
   out="$("$venv/bin/python" -W ignore scripts/sklearn_events_baseline.py "$work/e.ndjson" "$work/o.csv" "$work/g.csv")"
   sk="$(sed -n 's/^scikit-learn.*: //p' <<<"$out")"; ls="$(sed -n 's/^leadscore.*: //p' <<<"$out")"
   printf "gen-12k      %5s  %9s  %12s\n" "$s" "$ls" "$sk"
+done
+python3 scripts/alt_history.py "$work" 5 20000
+for s in "${seeds[@]}"; do
+  "$bin" train --events "$work/events.ndjson" --outcomes "$work/outcomes.csv" --seed "$s" \
+    -o "$work/a.toml" --predictions "$work/a.csv" --bootstrap 10 >/dev/null 2>&1
+  out="$("$venv/bin/python" -W ignore scripts/sklearn_events_baseline.py "$work/events.ndjson" "$work/outcomes.csv" "$work/a.csv")"
+  sk="$(sed -n 's/^scikit-learn.*: //p' <<<"$out")"; ls="$(sed -n 's/^leadscore.*: //p' <<<"$out")"
+  printf "alt-20k      %5s  %9s  %12s\n" "$s" "$ls" "$sk"
 done

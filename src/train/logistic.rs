@@ -68,20 +68,23 @@ pub fn log_loss(fit: &Fit, rows: &[&Row], y: &[bool]) -> f64 {
     total / rows.len().max(1) as f64
 }
 
-/// Per-column penalty weights: the root mean square of the column over `rows`, so that the
-/// penalty treats a 0/1 fit flag and a decayed event count alike (standardising without centring,
-/// which would destroy sparsity).
+/// Per-column penalty weights: the root mean square of the column over the rows where it is
+/// non-zero. A 0/1 flag gets 1 however rare it is (so a rare flag is not let off the penalty, as
+/// standardising by its overall spread would do), and a decayed event count its typical size
+/// when present. Not centred: centring would destroy sparsity.
 pub fn column_scales(rows: &[&Row], d: usize) -> Vec<f64> {
     let mut ss = vec![0.0; d];
+    let mut nnz = vec![0usize; d];
     for r in rows {
         for &(j, x) in r.iter() {
             ss[j as usize] += x * x;
+            nnz[j as usize] += 1;
         }
     }
-    let n = rows.len().max(1) as f64;
     ss.iter()
-        .map(|s| {
-            let v = (s / n).sqrt();
+        .zip(&nnz)
+        .map(|(s, &n)| {
+            let v = (s / n.max(1) as f64).sqrt();
             if v > 0.0 {
                 v
             } else {
