@@ -40,7 +40,9 @@ pub fn now_micros() -> Micros {
 #[inline]
 pub fn decay_factor(dt: Micros, half_life: Option<Micros>) -> f64 {
     match half_life {
+        // In-order events (dt = 0) are the common case; 2^-0 is exactly 1.
         None => 1.0,
+        Some(_) if dt == 0 => 1.0,
         Some(h) => (-(dt as f64) / (h as f64)).exp2(),
     }
 }
