@@ -693,9 +693,9 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
 
     let (threshold, target) = match (kept_threshold, opt.target) {
         (Some((t, _)), Target::Probability(p)) => {
-            (t, format!("probability {p} (base threshold kept)"))
+            (t, format!("probability {p}; base threshold kept"))
         }
-        (Some((t, _)), Target::Rate(r)) => (t, format!("rate {r} (base threshold kept)")),
+        (Some((t, _)), Target::Rate(r)) => (t, format!("rate {r}; base threshold kept")),
         (None, _) => match opt.target {
             Target::Probability(p) => {
                 let t = scale * ((p / (1.0 - p)).ln() - intercept);
