@@ -68,7 +68,7 @@ struct TrainArgs {
     missing: Vec<String>,
     /// Base rules: threshold (by scaling), bot filter and decay default are kept; compared side
     /// by side in the report.
-    #[arg(long, visible_alias = "base")]
+    #[arg(long, visible_aliases = ["base", "rules"])]
     base_rules: Option<PathBuf>,
     /// Where to write the learned rules file.
     #[arg(long, short, visible_alias = "out")]
