@@ -18,28 +18,30 @@ bin="${CARGO_TARGET_DIR:-target}/release/leadscore"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 table="${XEDU_TABLE:-../shared/datasets/x-education-leads.csv}"
 exclude="Lead Number,Tags,Lead Quality,Lead Profile,Asymmetrique*,Last Notable Activity"
+py() { "$venv/bin/python" -W ignore "$@"; }
+# One row per split seed: `train` (its --predictions fix the split), then BASELINE on that split.
+# Usage: compare LABEL BASELINE TRAIN-ARGS...   (BASELINE is called with the predictions file)
+compare() {
+  local label="$1" baseline="$2" s out; shift 2
+  for s in "${seeds[@]}"; do
+    "$bin" train "$@" --seed "$s" -o "$work/m.toml" --predictions "$work/p.csv" --bootstrap 10 \
+      >/dev/null 2>&1
+    out="$("$baseline" "$work/p.csv")"
+    printf "%-12s %5s  %9s  %12s\n" "$label" "$s" "$(sed -n 's/^leadscore.*: //p' <<<"$out")" \
+      "$(sed -n 's/^scikit-learn.*: //p' <<<"$out")"
+  done
+}
+xedu_baseline() {
+  py scripts/sklearn_baseline.py "$table" "$1" --label Converted --id-column "Prospect ID" \
+    --exclude "$exclude"
+}
+gen_baseline() { py scripts/sklearn_events_baseline.py "$work/e.ndjson" "$work/o.csv" "$1"; }
+alt_baseline() { py scripts/sklearn_events_baseline.py "$work/events.ndjson" "$work/outcomes.csv" "$1"; }
+
 echo "dataset        seed  leadscore  scikit-learn"
-for s in "${seeds[@]}"; do
-  "$bin" train --table "$table" --label Converted --id-column "Prospect ID" --exclude "$exclude" \
-    --seed "$s" -o "$work/x.toml" --predictions "$work/x.csv" --bootstrap 10 >/dev/null 2>&1
-  out="$("$venv/bin/python" -W ignore scripts/sklearn_baseline.py "$table" "$work/x.csv" \
-    --label Converted --id-column "Prospect ID" --exclude "$exclude")"
-  sk="$(sed -n 's/^scikit-learn.*: //p' <<<"$out")"; ls="$(sed -n 's/^leadscore.*: //p' <<<"$out")"
-  printf "x-education  %5s  %9s  %12s\n" "$s" "$ls" "$sk"
-done
+compare x-education xedu_baseline \
+  --table "$table" --label Converted --id-column "Prospect ID" --exclude "$exclude"
 "$bin" gen --seed 11 --leads 12000 -o "$work/e.ndjson" --outcomes "$work/o.csv" 2>/dev/null
-for s in "${seeds[@]}"; do
-  "$bin" train --events "$work/e.ndjson" --outcomes "$work/o.csv" --seed "$s" \
-    -o "$work/g.toml" --predictions "$work/g.csv" --bootstrap 10 >/dev/null 2>&1
-  out="$("$venv/bin/python" -W ignore scripts/sklearn_events_baseline.py "$work/e.ndjson" "$work/o.csv" "$work/g.csv")"
-  sk="$(sed -n 's/^scikit-learn.*: //p' <<<"$out")"; ls="$(sed -n 's/^leadscore.*: //p' <<<"$out")"
-  printf "gen-12k      %5s  %9s  %12s\n" "$s" "$ls" "$sk"
-done
+compare gen-12k gen_baseline --events "$work/e.ndjson" --outcomes "$work/o.csv"
 python3 scripts/alt_history.py "$work" 5 20000
-for s in "${seeds[@]}"; do
-  "$bin" train --events "$work/events.ndjson" --outcomes "$work/outcomes.csv" --seed "$s" \
-    -o "$work/a.toml" --predictions "$work/a.csv" --bootstrap 10 >/dev/null 2>&1
-  out="$("$venv/bin/python" -W ignore scripts/sklearn_events_baseline.py "$work/events.ndjson" "$work/outcomes.csv" "$work/a.csv")"
-  sk="$(sed -n 's/^scikit-learn.*: //p' <<<"$out")"; ls="$(sed -n 's/^leadscore.*: //p' <<<"$out")"
-  printf "alt-20k      %5s  %9s  %12s\n" "$s" "$ls" "$sk"
-done
+compare alt-20k alt_baseline --events "$work/events.ndjson" --outcomes "$work/outcomes.csv"

@@ -35,24 +35,6 @@ fn consumer(brokers: &str, group: &str, extra: &[(&str, &str)]) -> BaseConsumer 
     c.create().unwrap()
 }
 
-#[allow(dead_code)]
-fn committed(brokers: &str, group: &str, topic: &str, parts: i32) -> BTreeMap<i32, i64> {
-    let c = consumer(brokers, group, &[]);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..parts {
-        tpl.add_partition(topic, p);
-    }
-    c.committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap()
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn read_committed(brokers: &str, topic: &str) -> Vec<Value> {
     let c = consumer(
         brokers,

@@ -388,14 +388,6 @@ fn wait_log(s: &Service, needle: &str) {
     }
 }
 
-fn sighup(s: &Service) {
-    let st = std::process::Command::new("kill")
-        .args(["-HUP", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn f_sighup_reloads_the_rules_and_a_broken_file_keeps_the_previous_ones() {
     let n = Names::new("reload");
@@ -419,7 +411,7 @@ fn f_sighup_reloads_the_rules_and_a_broken_file_keeps_the_previous_ones() {
         original.replacen("points = 15.0", "points = \"many\"", 1),
     )
     .unwrap();
-    sighup(&svc);
+    assert!(svc.signal("HUP"));
     wait_log(&svc, "rules reload failed, keeping the rules in force");
     let ends = produce(&n.input, [pricing_view("R-B", "b1", 0)]);
     wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(60), &[&svc]);
@@ -432,7 +424,7 @@ fn f_sighup_reloads_the_rules_and_a_broken_file_keeps_the_previous_ones() {
         original.replacen("points = 15.0", "points = 40.0", 1),
     )
     .unwrap();
-    sighup(&svc);
+    assert!(svc.signal("HUP"));
     wait_log(&svc, "rules reloaded");
     let ends = produce(
         &n.input,

@@ -19,26 +19,45 @@ use crate::state::LeadState;
 use super::data::Outcomes;
 use super::logistic::Row;
 
+/// What an engagement candidate requires of an event (the rule's criteria, SPEC §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMatch {
+    /// Event type.
+    pub on: EventType,
+    /// `url_path_prefix`.
+    pub prefix: Option<String>,
+    /// `url_regex`.
+    pub regex: Option<String>,
+    /// `campaign_id`.
+    pub campaign: Option<String>,
+    /// `form_id`.
+    pub form: Option<String>,
+    /// `offer_stage`.
+    pub stage: Option<OfferStage>,
+    /// `min_duration_s`.
+    pub min_duration: Option<f64>,
+}
+
+impl EventMatch {
+    /// Every event of a type.
+    pub fn on(on: EventType) -> Self {
+        EventMatch {
+            on,
+            prefix: None,
+            regex: None,
+            campaign: None,
+            form: None,
+            stage: None,
+            min_duration: None,
+        }
+    }
+}
+
 /// What a candidate rule matches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// An engagement rule.
-    Engagement {
-        /// Event type.
-        on: EventType,
-        /// `url_path_prefix`.
-        prefix: Option<String>,
-        /// `url_regex`.
-        regex: Option<String>,
-        /// `campaign_id`.
-        campaign: Option<String>,
-        /// `form_id`.
-        form: Option<String>,
-        /// `offer_stage`.
-        stage: Option<OfferStage>,
-        /// `min_duration_s`.
-        min_duration: Option<f64>,
-    },
+    Engagement(EventMatch),
     /// A fit rule `equals`.
     Equals {
         /// Profile field.
@@ -60,21 +79,19 @@ pub enum Kind {
     },
 }
 
-/// A candidate rule and how many leads it touches.
+/// A candidate rule.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// Readable, unique name (the rule name in the output).
     pub name: String,
     /// What it matches.
     pub kind: Kind,
-    /// Leads (with outcomes) it touches.
-    pub support: usize,
 }
 
 impl Candidate {
     /// Is this an engagement candidate (decays; gets a half-life)?
     pub fn is_engagement(&self) -> bool {
-        matches!(self.kind, Kind::Engagement { .. })
+        matches!(self.kind, Kind::Engagement(_))
     }
 }
 
@@ -118,7 +135,7 @@ pub fn rule_toml(
 ) -> String {
     let mut t = String::new();
     match kind {
-        Kind::Engagement {
+        Kind::Engagement(EventMatch {
             on,
             prefix,
             regex,
@@ -126,7 +143,7 @@ pub fn rule_toml(
             form,
             stage,
             min_duration,
-        } => {
+        }) => {
             let _ = writeln!(t, "[[engagement]]\nname = {}", quote(name));
             let _ = writeln!(t, "on = \"{}\"", on.as_str());
             if let Some(p) = prefix {
@@ -188,13 +205,14 @@ pub fn rule_toml(
     t
 }
 
-/// Is `ev` usable for lead `idx`: a known lead, and strictly before its conversion?
-fn cutoff_ok(outcomes: &Outcomes, ev: &Event<'_>) -> Option<usize> {
+/// The event's lead (index into `outcomes`), if it has an outcome; and whether the event is
+/// strictly before the lead's conversion (usable for features).
+fn lead_of(outcomes: &Outcomes, ev: &Event<'_>) -> Option<(usize, bool)> {
     let i = *outcomes.index.get(ev.lead_id.as_ref())?;
-    match outcomes.outcomes[i].converted_at {
-        Some(at) if ev.ts >= at => None,
-        _ => Some(i),
-    }
+    let before = outcomes.outcomes[i]
+        .converted_at
+        .is_none_or(|at| ev.ts < at);
+    Some((i, before))
 }
 
 /// Distinct-lead support of keys.
@@ -255,24 +273,38 @@ pub fn discover(
     // Latest profile value per (lead, field): (ts, value).
     let mut profile: HashMap<(u32, String), (i64, String)> = HashMap::new();
     for ev in events {
-        let Some(lead) = cutoff_ok(outcomes, ev) else {
+        let Some((lead, true)) = lead_of(outcomes, ev) else {
             continue;
         };
         if bot.is_bot(ev) {
             continue;
         }
-        if !opt.engagement {
-            for (k, v) in &ev.fields {
-                let text = v.as_text().trim().to_string();
-                if !text.is_empty() {
-                    let e = profile
-                        .entry((lead as u32, k.to_string()))
-                        .or_insert((i64::MIN, String::new()));
-                    if ev.ts >= e.0 {
-                        *e = (ev.ts, text);
-                    }
+        // The profile: form fields only, as the engine takes them.
+        let fields = match ev.kind {
+            EventType::FormConversion => ev.fields.as_slice(),
+            _ => &[],
+        };
+        for (k, v) in fields {
+            let text = v.as_text().trim().to_string();
+            if text.is_empty() {
+                continue;
+            }
+            let mut put = |field: String, value: String| {
+                let e = profile
+                    .entry((lead as u32, field))
+                    .or_insert((i64::MIN, String::new()));
+                if ev.ts >= e.0 {
+                    *e = (ev.ts, value);
+                }
+            };
+            if k == "email" {
+                if let Some((_, d)) = text.rsplit_once('@') {
+                    put("email_domain".into(), d.to_lowercase());
                 }
             }
+            put(k.to_string(), text);
+        }
+        if !opt.engagement {
             continue;
         }
         match ev.kind {
@@ -305,180 +337,100 @@ pub fn discover(
                 if let Some(s) = ev.offer_stage {
                     sup.note(format!("stage:{}", s.as_str()), lead);
                 }
-                for (k, v) in &ev.fields {
-                    let text = v.as_text().trim().to_string();
-                    if text.is_empty() {
-                        continue;
-                    }
-                    let mut put = |field: String, value: String| {
-                        let e = profile
-                            .entry((lead as u32, field))
-                            .or_insert((i64::MIN, String::new()));
-                        if ev.ts >= e.0 {
-                            *e = (ev.ts, value);
-                        }
-                    };
-                    if k == "email" {
-                        if let Some((_, d)) = text.rsplit_once('@') {
-                            put("email_domain".into(), d.to_lowercase());
-                        }
-                    }
-                    put(k.to_string(), text);
-                }
             }
         }
     }
     let min = opt.min_support.max(1);
     let mut out = Vec::new();
-    let eng = |on: EventType| Kind::Engagement {
-        on,
-        prefix: None,
-        regex: None,
-        campaign: None,
-        form: None,
-        stage: None,
-        min_duration: None,
-    };
+    let mut push = |name: String, kind: Kind| out.push(Candidate { name, kind });
+    let mut read = Vec::new();
+    let eng = |m: EventMatch| Kind::Engagement(m);
 
-    // Page views: any page, each first path segment, and "read" (dwell ≥ the median).
+    // Page views: any page, each first path segment, and "read" (dwell ≥ the section's median).
     let segs = sup.top("pv:", min, opt.max_values + 1);
-    for (seg, n) in &segs {
-        if seg == "*" {
-            out.push(Candidate {
-                name: "page view".into(),
-                kind: eng(EventType::PageView),
-                support: *n,
-            });
-            continue;
-        }
-        let clash = segs
-            .iter()
-            .any(|(o, _)| o != seg && o != "*" && o.starts_with(seg.as_str()));
-        let (prefix, regex) = if seg.is_empty() {
-            (
-                None,
-                Some(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/?(?:[?#].*)?$".to_string()),
-            )
-        } else if clash {
-            (
-                None,
-                Some(format!(
-                    r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/{}(?:[/?#].*)?$",
-                    regex::escape(seg)
-                )),
-            )
-        } else {
-            (Some(format!("/{seg}")), None)
-        };
-        let name = format!("page /{seg}");
-        out.push(Candidate {
-            name: name.clone(),
-            kind: Kind::Engagement {
-                on: EventType::PageView,
-                prefix: prefix.clone(),
-                regex: regex.clone(),
-                campaign: None,
-                form: None,
-                stage: None,
-                min_duration: None,
-            },
-            support: *n,
-        });
-    }
     for (seg, _) in &segs {
-        let Some(d) = durations.get_mut(seg).and_then(|v| median(v)) else {
-            continue;
-        };
-        let d = d.round();
-        if d <= 0.0 {
-            continue;
-        }
-        let base = if seg == "*" {
-            "page view".to_string()
+        let (name, any) = if seg == "*" {
+            ("page view".to_string(), EventMatch::on(EventType::PageView))
         } else {
-            format!("page /{seg}")
-        };
-        let Some(parent) = out.iter().find(|c| c.name == base).cloned() else {
-            continue;
-        };
-        let Kind::Engagement { prefix, regex, .. } = parent.kind else {
-            continue;
-        };
-        out.push(Candidate {
-            name: format!("{base} ≥{d}s"),
-            kind: Kind::Engagement {
-                on: EventType::PageView,
+            let clash = segs
+                .iter()
+                .any(|(o, _)| o != seg && o != "*" && o.starts_with(seg.as_str()));
+            let (prefix, regex) = if seg.is_empty() {
+                (
+                    None,
+                    Some(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/?(?:[?#].*)?$".to_string()),
+                )
+            } else if clash {
+                (
+                    None,
+                    Some(format!(
+                        r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/{}(?:[/?#].*)?$",
+                        regex::escape(seg)
+                    )),
+                )
+            } else {
+                (Some(format!("/{seg}")), None)
+            };
+            let m = EventMatch {
                 prefix,
                 regex,
-                campaign: None,
-                form: None,
-                stage: None,
-                min_duration: Some(d),
-            },
-            support: parent.support / 2,
-        });
+                ..EventMatch::on(EventType::PageView)
+            };
+            (format!("page /{seg}"), m)
+        };
+        if let Some(d) = durations
+            .get_mut(seg)
+            .and_then(|v| median(v))
+            .map(f64::round)
+        {
+            if d > 0.0 {
+                read.push((
+                    format!("{name} ≥{d}s"),
+                    EventMatch {
+                        min_duration: Some(d),
+                        ..any.clone()
+                    },
+                ));
+            }
+        }
+        push(name, eng(any));
+    }
+    for (name, m) in read {
+        push(name, eng(m));
     }
     for (key, name, on) in [
         ("open:", "email open", EventType::EmailOpen),
         ("click:", "email click", EventType::Click),
     ] {
-        for (c, n) in sup.top(key, min, opt.max_values + 1) {
-            let (name, campaign) = if c == "*" {
-                (name.to_string(), None)
+        for (c, _) in sup.top(key, min, opt.max_values + 1) {
+            if c == "*" {
+                push(name.to_string(), eng(EventMatch::on(on)));
             } else {
-                (format!("{name} campaign={c}"), Some(c))
-            };
-            out.push(Candidate {
-                name,
-                kind: Kind::Engagement {
-                    on,
-                    prefix: None,
-                    regex: None,
-                    campaign,
-                    form: None,
-                    stage: None,
-                    min_duration: None,
-                },
-                support: n,
-            });
+                let m = EventMatch {
+                    campaign: Some(c.clone()),
+                    ..EventMatch::on(on)
+                };
+                push(format!("{name} campaign={c}"), eng(m));
+            }
         }
     }
+    let form = EventMatch::on(EventType::FormConversion);
     if sup.count("form:*") >= min {
-        out.push(Candidate {
-            name: "form".into(),
-            kind: eng(EventType::FormConversion),
-            support: sup.count("form:*"),
-        });
+        push("form".into(), eng(form.clone()));
     }
-    for (f, n) in sup.top("formid:", min, opt.max_values) {
-        out.push(Candidate {
-            name: format!("form {f}"),
-            kind: Kind::Engagement {
-                on: EventType::FormConversion,
-                prefix: None,
-                regex: None,
-                campaign: None,
-                form: Some(f),
-                stage: None,
-                min_duration: None,
-            },
-            support: n,
-        });
+    for (f, _) in sup.top("formid:", min, opt.max_values) {
+        let m = EventMatch {
+            form: Some(f.clone()),
+            ..form.clone()
+        };
+        push(format!("form {f}"), eng(m));
     }
-    for (s, n) in sup.top("stage:", min, 3) {
-        out.push(Candidate {
-            name: format!("form stage={s}"),
-            kind: Kind::Engagement {
-                on: EventType::FormConversion,
-                prefix: None,
-                regex: None,
-                campaign: None,
-                form: None,
-                stage: OfferStage::parse(&s),
-                min_duration: None,
-            },
-            support: n,
-        });
+    for (st, _) in sup.top("stage:", min, 3) {
+        let m = EventMatch {
+            stage: OfferStage::parse(&st),
+            ..form.clone()
+        };
+        push(format!("form stage={st}"), eng(m));
     }
 
     // Profile fields.
@@ -494,13 +446,12 @@ pub fn discover(
             continue;
         }
         if present < outcomes.ids.len() {
-            out.push(Candidate {
-                name: format!("{field} given"),
-                kind: Kind::Exists {
+            push(
+                format!("{field} given"),
+                Kind::Exists {
                     field: field.clone(),
                 },
-                support: present,
-            });
+            );
         }
         let nums: Vec<f64> = values
             .iter()
@@ -520,14 +471,13 @@ pub fn discover(
                     continue;
                 }
                 last = q;
-                out.push(Candidate {
-                    name: format!("{field} ≥ {}", crate::event::number_text(q)),
-                    kind: Kind::AtLeast {
+                push(
+                    format!("{field} ≥ {}", crate::event::number_text(q)),
+                    Kind::AtLeast {
                         field: field.clone(),
                         value: q,
                     },
-                    support: n,
-                });
+                );
             }
             continue;
         }
@@ -542,15 +492,14 @@ pub fn discover(
         let mut top: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= min).collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         top.truncate(opt.max_values);
-        for (value, n) in top {
-            out.push(Candidate {
-                name: format!("{field} = {value}"),
-                kind: Kind::Equals {
+        for (value, _) in top {
+            push(
+                format!("{field} = {value}"),
+                Kind::Equals {
                     field: field.clone(),
                     value,
                 },
-                support: n,
-            });
+            );
         }
     }
     out
@@ -568,13 +517,12 @@ pub fn run_engine(
     let mut states = vec![LeadState::new(); outcomes.ids.len()];
     let mut orphans = 0;
     for ev in events {
-        match outcomes.index.get(ev.lead_id.as_ref()) {
+        match lead_of(outcomes, ev) {
             None => orphans += 1,
-            Some(_) => {
-                if let Some(i) = cutoff_ok(outcomes, ev) {
-                    engine.apply(&mut states[i], ev);
-                }
+            Some((i, true)) => {
+                engine.apply(&mut states[i], ev);
             }
+            Some((_, false)) => {}
         }
     }
     (states, orphans)

@@ -236,16 +236,26 @@ fn kept_tables(base_text: Option<&str>) -> Result<String> {
     Ok(out)
 }
 
-/// 1-D logistic fit `(b, w)` on dense x (small ridge for stability); returns the mean held-out
-/// log-loss over the folds.
+/// The value that the top `share` of `values` reach (the k-th largest, k = share × n rounded,
+/// at least 1).
+fn cutoff_for_share(mut values: Vec<f64>, share: f64) -> f64 {
+    values.sort_by(|a, b| b.total_cmp(a));
+    let k = ((share * values.len() as f64).round() as usize).clamp(1, values.len());
+    values[k - 1]
+}
+
+/// Cross-validated log-loss of a one-feature logistic model `(b, w)` on a dense column (small
+/// ridge for stability). Not [`logistic::fit`]: the half-life screening runs it for every
+/// candidate × half-life × fold, and a closed-form 2×2 Newton step on a dense column avoids
+/// building sparse rows for each.
 fn cv_1d(x: &[f64], y: &[bool], folds: &[usize], k: usize) -> f64 {
     let mut total = 0.0;
     for f in 0..k {
-        let (mut b, mut w) = (0.0f64, 0.0f64);
         let pos = y.iter().zip(folds).filter(|(&v, &fo)| v && fo != f).count() as f64;
         let n = folds.iter().filter(|&&fo| fo != f).count() as f64;
         let rate = ((pos + 0.5) / (n + 1.0)).clamp(1e-9, 1.0 - 1e-9);
-        b = b.max((rate / (1.0 - rate)).ln());
+        // Start at b = 0, or at the base log-odds when converters are the majority.
+        let (mut b, mut w) = ((rate / (1.0 - rate)).ln().max(0.0), 0.0f64);
         for _ in 0..25 {
             let (mut gb, mut gw, mut hbb, mut hbw, mut hww) = (0.0, 0.0, 0.0, 0.0, 0.0);
             for ((&xi, &yi), &fo) in x.iter().zip(y).zip(folds) {
@@ -603,35 +613,32 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
     // 6. Points and the rules file. With base rules, the scale is chosen so that the base's
     // sales_ready keeps its meaning: crossing it means reaching the target.
     let default_scale = opt.points_to_double / std::f64::consts::LN_2;
-    let keep_base = base_rules.as_ref().map(|b| (b.sales_ready, b.rearm_below));
-    let scale = match keep_base {
-        None => default_scale,
-        Some((t_base, _)) => {
+    let (scale, kept_threshold) = match &base_rules {
+        None => (default_scale, None),
+        Some(b) => {
+            let t_base = b.sales_ready;
             let needed = match opt.target {
                 Target::Probability(p) => t_base / ((p / (1.0 - p)).ln() - fitted.intercept),
                 Target::Rate(r) => {
-                    let mut m: Vec<f64> = train_idx
+                    let margins = train_idx
                         .iter()
                         .map(|&i| fitted.margin(&design[i]) - fitted.intercept)
                         .collect();
-                    m.sort_by(|a, b| b.total_cmp(a));
-                    let k = ((r * m.len() as f64).round() as usize).clamp(1, m.len());
-                    t_base / m[k - 1]
+                    t_base / cutoff_for_share(margins, r)
                 }
             };
             if needed.is_finite() && needed > 0.0 {
-                needed
+                (needed, Some((t_base, b.rearm_below)))
             } else {
                 let w = format!(
                     "the base threshold {t_base} cannot be kept for the target (the scale would be {needed:.3}); points use the default scale, the threshold is set from the target"
                 );
                 eprintln!("WARNING: {w}");
                 warnings.push(w);
-                default_scale
+                (default_scale, None)
             }
         }
     };
-    let kept_threshold = keep_base.filter(|_| scale != default_scale);
     let points_to_double = scale * std::f64::consts::LN_2;
     let intercept = (fitted.intercept * 1e6).round() / 1e6;
     let mut learned: Vec<(usize, f64, String)> = chosen_cols
@@ -702,10 +709,8 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
                 ((t * 1000.0).round() / 1000.0, format!("probability {p}"))
             }
             Target::Rate(r) => {
-                let mut s: Vec<f64> = train_idx.iter().map(|&i| scores[i]).collect();
-                s.sort_by(|a, b| b.total_cmp(a));
-                let k = ((r * s.len() as f64).round() as usize).clamp(1, s.len());
-                (((s[k - 1] * 1000.0).floor()) / 1000.0, format!("rate {r}"))
+                let cut = cutoff_for_share(train_idx.iter().map(|&i| scores[i]).collect(), r);
+                ((cut * 1000.0).floor() / 1000.0, format!("rate {r}"))
             }
         },
     };

@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::Report;
+use super::{Evaluation, Report};
 
 /// Draws `report` into a 1200×560 PNG at `path`.
 pub fn write_png(report: &Report, path: &Path) -> Result<()> {
@@ -16,67 +17,80 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     let root = BitMapBackend::new(path, (1200, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
+    let scorers: Vec<(&Evaluation, RGBColor)> = std::iter::once((&report.model, BLUE))
+        .chain(report.base.iter().map(|b| (b, RED)))
+        .collect();
+    let line = |color: RGBColor| {
+        move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+    };
 
-    let mut roc = ChartBuilder::on(&left)
-        .caption("ROC (holdout)", ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-    roc.configure_mesh()
-        .x_desc("false positive rate")
-        .y_desc("true positive rate")
-        .draw()?;
-    roc.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
-    let m = &report.model;
-    roc.draw_series(LineSeries::new(
-        m.roc_curve.iter().copied(),
-        BLUE.stroke_width(2),
-    ))?
-    .label(format!("learned AUC {:.3}", m.roc_auc))
-    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    if let Some(b) = &report.base {
+    let mut roc = unit_square(
+        &left,
+        "ROC (holdout)",
+        "false positive rate",
+        "true positive rate",
+    )?;
+    for &(e, color) in &scorers {
         roc.draw_series(LineSeries::new(
-            b.roc_curve.iter().copied(),
-            RED.stroke_width(2),
+            e.roc_curve.iter().copied(),
+            color.stroke_width(2),
         ))?
-        .label(format!("base rules AUC {:.3}", b.roc_auc))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        .label(format!("{} AUC {:.3}", e.scorer, e.roc_auc))
+        .legend(line(color));
     }
-    roc.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut roc, SeriesLabelPosition::LowerRight)?;
 
-    let mut cal = ChartBuilder::on(&right)
-        .caption("Calibration (holdout)", ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-    cal.configure_mesh()
-        .x_desc("predicted conversion probability")
-        .y_desc("observed conversion rate")
-        .draw()?;
-    cal.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
-    for (e, color) in std::iter::once((m, BLUE)).chain(report.base.iter().map(|b| (b, RED))) {
+    let mut cal = unit_square(
+        &right,
+        "Calibration (holdout)",
+        "predicted conversion probability",
+        "observed conversion rate",
+    )?;
+    for &(e, color) in &scorers {
         let Some(bins) = &e.calibration else {
             continue;
         };
         let pts: Vec<(f64, f64)> = bins.iter().map(|b| (b.predicted, b.observed)).collect();
         cal.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
             .label(e.scorer.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(line(color));
         cal.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
     }
-    cal.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+    legend(&mut cal, SeriesLabelPosition::UpperLeft)?;
+    root.present()?;
+    Ok(())
+}
+
+fn legend(
+    chart: &mut Square<'_>,
+    at: SeriesLabelPosition,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .position(at)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Square<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A [0, 1]² chart with a caption, axis labels, a grid and the diagonal.
+fn unit_square<'a>(
+    area: &Area<'a>,
+    caption: &str,
+    x: &str,
+    y: &str,
+) -> Result<Square<'a>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    chart.configure_mesh().x_desc(x).y_desc(y).draw()?;
+    chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
+    Ok(chart)
 }

@@ -237,11 +237,17 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// Sends a signal (`TERM`, `HUP`, ...) to the service; false if it could not be sent.
+    pub fn signal(&self, name: &str) -> bool {
+        Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|st| st.success())
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = self.signal("TERM");
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(s) = self.child.try_wait().unwrap() {
