@@ -13,51 +13,19 @@ use anyhow::{anyhow, Result};
 
 use crate::engine::Engine;
 use crate::event::{Event, EventType, OfferStage};
-use crate::rules::{url_path, BotFilter, Rules};
+use regex::Regex;
+
+use crate::rules::{url_path, BotFilter, Criteria, Rules};
 use crate::state::LeadState;
 
 use super::data::Outcomes;
 use super::logistic::Row;
 
-/// What an engagement candidate requires of an event (the rule's criteria, SPEC §3).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventMatch {
-    /// Event type.
-    pub on: EventType,
-    /// `url_path_prefix`.
-    pub prefix: Option<String>,
-    /// `url_regex`.
-    pub regex: Option<String>,
-    /// `campaign_id`.
-    pub campaign: Option<String>,
-    /// `form_id`.
-    pub form: Option<String>,
-    /// `offer_stage`.
-    pub stage: Option<OfferStage>,
-    /// `min_duration_s`.
-    pub min_duration: Option<f64>,
-}
-
-impl EventMatch {
-    /// Every event of a type.
-    pub fn on(on: EventType) -> Self {
-        EventMatch {
-            on,
-            prefix: None,
-            regex: None,
-            campaign: None,
-            form: None,
-            stage: None,
-            min_duration: None,
-        }
-    }
-}
-
 /// What a candidate rule matches.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Kind {
-    /// An engagement rule.
-    Engagement(EventMatch),
+    /// An engagement rule: event type and criteria (the engine's own [`Criteria`]).
+    Engagement(EventType, Criteria),
     /// A fit rule `equals`.
     Equals {
         /// Profile field.
@@ -91,7 +59,7 @@ pub struct Candidate {
 impl Candidate {
     /// Is this an engagement candidate (decays; gets a half-life)?
     pub fn is_engagement(&self) -> bool {
-        matches!(self.kind, Kind::Engagement(_))
+        matches!(self.kind, Kind::Engagement(..))
     }
 }
 
@@ -135,34 +103,23 @@ pub fn rule_toml(
 ) -> String {
     let mut t = String::new();
     match kind {
-        Kind::Engagement(EventMatch {
-            on,
-            prefix,
-            regex,
-            campaign,
-            form,
-            stage,
-            min_duration,
-        }) => {
+        Kind::Engagement(on, c) => {
             let _ = writeln!(t, "[[engagement]]\nname = {}", quote(name));
             let _ = writeln!(t, "on = \"{}\"", on.as_str());
-            if let Some(p) = prefix {
-                let _ = writeln!(t, "url_path_prefix = {}", quote(p));
+            for (key, value) in [
+                ("url_path_prefix", c.url_path_prefix.as_deref()),
+                ("url_contains", c.url_contains.as_deref()),
+                ("url_regex", c.url_regex.as_ref().map(|r| r.as_str())),
+                ("campaign_id", c.campaign_id.as_deref()),
+                ("form_id", c.form_id.as_deref()),
+                ("offer_stage", c.offer_stage.map(|s| s.as_str())),
+            ] {
+                if let Some(v) = value {
+                    let _ = writeln!(t, "{key} = {}", quote(v));
+                }
             }
-            if let Some(r) = regex {
-                let _ = writeln!(t, "url_regex = {}", quote(r));
-            }
-            if let Some(c) = campaign {
-                let _ = writeln!(t, "campaign_id = {}", quote(c));
-            }
-            if let Some(f) = form {
-                let _ = writeln!(t, "form_id = {}", quote(f));
-            }
-            if let Some(s) = stage {
-                let _ = writeln!(t, "offer_stage = \"{}\"", s.as_str());
-            }
-            if let Some(d) = min_duration {
-                let _ = writeln!(t, "min_duration_s = {}", toml_number(*d));
+            if let Some(d) = c.min_duration_s {
+                let _ = writeln!(t, "min_duration_s = {}", toml_number(d));
             }
             let _ = writeln!(t, "points = {}", toml_number(points));
             if let Some(h) = half_life {
@@ -344,39 +301,39 @@ pub fn discover(
     let mut out = Vec::new();
     let mut push = |name: String, kind: Kind| out.push(Candidate { name, kind });
     let mut read = Vec::new();
-    let eng = |m: EventMatch| Kind::Engagement(m);
+    let any = Criteria::default;
 
     // Page views: any page, each first path segment, and "read" (dwell ≥ the section's median).
     let segs = sup.top("pv:", min, opt.max_values + 1);
     for (seg, _) in &segs {
-        let (name, any) = if seg == "*" {
-            ("page view".to_string(), EventMatch::on(EventType::PageView))
+        let (name, section) = if seg == "*" {
+            ("page view".to_string(), any())
         } else {
             let clash = segs
                 .iter()
                 .any(|(o, _)| o != seg && o != "*" && o.starts_with(seg.as_str()));
-            let (prefix, regex) = if seg.is_empty() {
-                (
-                    None,
-                    Some(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/?(?:[?#].*)?$".to_string()),
-                )
+            // The home page, or a segment that is a prefix of another: an anchored regex.
+            let pattern = if seg.is_empty() {
+                Some(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/?(?:[?#].*)?$".to_string())
             } else if clash {
-                (
-                    None,
-                    Some(format!(
-                        r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/{}(?:[/?#].*)?$",
-                        regex::escape(seg)
-                    )),
-                )
+                Some(format!(
+                    r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/{}(?:[/?#].*)?$",
+                    regex::escape(seg)
+                ))
             } else {
-                (Some(format!("/{seg}")), None)
+                None
             };
-            let m = EventMatch {
-                prefix,
-                regex,
-                ..EventMatch::on(EventType::PageView)
+            let c = match pattern {
+                Some(p) => Criteria {
+                    url_regex: Some(Regex::new(&p).expect("a valid pattern of ours")),
+                    ..any()
+                },
+                None => Criteria {
+                    url_path_prefix: Some(format!("/{seg}")),
+                    ..any()
+                },
             };
-            (format!("page /{seg}"), m)
+            (format!("page /{seg}"), c)
         };
         if let Some(d) = durations
             .get_mut(seg)
@@ -384,19 +341,17 @@ pub fn discover(
             .map(f64::round)
         {
             if d > 0.0 {
-                read.push((
-                    format!("{name} ≥{d}s"),
-                    EventMatch {
-                        min_duration: Some(d),
-                        ..any.clone()
-                    },
-                ));
+                let c = Criteria {
+                    min_duration_s: Some(d),
+                    ..section.clone()
+                };
+                read.push((format!("{name} ≥{d}s"), c));
             }
         }
-        push(name, eng(any));
+        push(name, Kind::Engagement(EventType::PageView, section));
     }
-    for (name, m) in read {
-        push(name, eng(m));
+    for (name, c) in read {
+        push(name, Kind::Engagement(EventType::PageView, c));
     }
     for (key, name, on) in [
         ("open:", "email open", EventType::EmailOpen),
@@ -404,33 +359,33 @@ pub fn discover(
     ] {
         for (c, _) in sup.top(key, min, opt.max_values + 1) {
             if c == "*" {
-                push(name.to_string(), eng(EventMatch::on(on)));
+                push(name.to_string(), Kind::Engagement(on, any()));
             } else {
-                let m = EventMatch {
-                    campaign: Some(c.clone()),
-                    ..EventMatch::on(on)
+                let crit = Criteria {
+                    campaign_id: Some(c.clone()),
+                    ..any()
                 };
-                push(format!("{name} campaign={c}"), eng(m));
+                push(format!("{name} campaign={c}"), Kind::Engagement(on, crit));
             }
         }
     }
-    let form = EventMatch::on(EventType::FormConversion);
+    let form = |c: Criteria| Kind::Engagement(EventType::FormConversion, c);
     if sup.count("form:*") >= min {
-        push("form".into(), eng(form.clone()));
+        push("form".into(), form(any()));
     }
     for (f, _) in sup.top("formid:", min, opt.max_values) {
-        let m = EventMatch {
-            form: Some(f.clone()),
-            ..form.clone()
+        let c = Criteria {
+            form_id: Some(f.clone()),
+            ..any()
         };
-        push(format!("form {f}"), eng(m));
+        push(format!("form {f}"), form(c));
     }
     for (st, _) in sup.top("stage:", min, 3) {
-        let m = EventMatch {
-            stage: OfferStage::parse(&st),
-            ..form.clone()
+        let c = Criteria {
+            offer_stage: OfferStage::parse(&st),
+            ..any()
         };
-        push(format!("form stage={st}"), eng(m));
+        push(format!("form stage={st}"), form(c));
     }
 
     // Profile fields.
