@@ -123,15 +123,11 @@ fn a_broker_restart_mid_stream_is_survived_without_operator_action() {
         let (topic, records) = (n.input.clone(), records.clone());
         std::thread::spawn(move || produce_plain(&topic, &records, Some(4_000.0)))
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while committed(&n.group, &n.input).values().sum::<i64>() < (records.len() / 10) as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "nothing committed before the restart:\n{}",
-            svc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(120),
+        || committed(&n.group, &n.input).values().sum::<i64>() >= (records.len() / 10) as i64,
+        || format!("nothing committed before the restart:\n{}", svc.log_text()),
+    );
     broker.kill9();
     std::thread::sleep(Duration::from_secs(3));
     broker.spawn();
@@ -141,11 +137,11 @@ fn a_broker_restart_mid_stream_is_survived_without_operator_action() {
         "the stream was over before the broker restarted"
     );
     wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(300), &[&svc]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while owned(&svc).len() != 4 {
-        assert!(Instant::now() < deadline, "{}", svc.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(90),
+        || owned(&svc).len() == 4,
+        || svc.log_text(),
+    );
     assert!(
         svc.child.try_wait().unwrap().is_none(),
         "the service exited:\n{}",

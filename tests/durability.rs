@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use support::*;
@@ -97,15 +97,11 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
 
 /// Waits until an instance is ready and owns `n` partitions (a killed member has left the group).
 fn wait_owns(s: &Service, n: usize) {
-    let deadline = Instant::now() + READY;
-    while owned(s).len() != n {
-        assert!(
-            Instant::now() < deadline,
-            "never owned {n} partitions:\n{}",
-            s.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        READY,
+        || owned(s).len() == n,
+        || format!("never owned {n} partitions:\n{}", s.log_text()),
+    );
 }
 
 #[test]
@@ -157,28 +153,21 @@ fn scaling_1_to_3_to_1_instances_keeps_every_result() {
     b.wait_ready(READY);
     c.wait_ready(READY);
     // All three own partitions before the next part of the stream.
-    let deadline = Instant::now() + READY;
-    loop {
-        let owned: Vec<usize> = [&a, &b, &c].iter().map(|s| owned(s).len()).collect();
-        if owned.iter().all(|o| *o > 0) && owned.iter().sum::<usize>() == 8 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no 3-way split: {owned:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let counts = || -> Vec<usize> { [&a, &b, &c].iter().map(|s| owned(s).len()).collect() };
+    wait_until(
+        READY,
+        || {
+            let o = counts();
+            o.iter().all(|x| *x > 0) && o.iter().sum::<usize>() == 8
+        },
+        || format!("no 3-way split: {:?}", counts()),
+    );
     ends = merge(ends, produce_records(&n.input, &records[third..2 * third]));
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&a, &b, &c]);
     assert!(b.terminate(Duration::from_secs(60)).success());
     assert!(c.terminate(Duration::from_secs(60)).success());
     ends = merge(ends, produce_records(&n.input, &records[2 * third..]));
-    let deadline = Instant::now() + READY;
-    while owned(&a).len() != 8 {
-        assert!(
-            Instant::now() < deadline,
-            "A never took all partitions back"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_owns(&a, 8);
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&a]);
     check(&n, &records, &[&a]);
 }
@@ -229,15 +218,11 @@ fn retention_evicts_idle_negligible_leads_with_a_changelog_tombstone() {
             line("a1", "active", "2026-11-10T00:00:00Z", "/blog/b"),
         ],
     );
-    let deadline = Instant::now() + READY;
-    while svc.metric("leadscore_evicted_total") < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "nothing evicted:\n{}",
-            svc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        READY,
+        || svc.metric("leadscore_evicted_total") >= 1.0,
+        || format!("nothing evicted:\n{}", svc.log_text()),
+    );
     assert_eq!(svc.metric("leadscore_evicted_total"), 1.0);
     assert_eq!(svc.get("/v1/leads/idle").unwrap().0, 404);
     for kept in ["fit", "strong", "active"] {
@@ -249,18 +234,13 @@ fn retention_evicts_idle_negligible_leads_with_a_changelog_tombstone() {
     }
     // The eviction reaches the changelog as a tombstone at the next checkpoint.
     let log_topic = format!("{}-state-changelog", n.group);
-    let deadline = Instant::now() + READY;
-    loop {
-        let tomb = read_all(&log_topic)
-            .iter()
-            .any(|r| r.key.as_deref() == Some(b"idle".as_slice()) && r.payload.is_none());
-        if tomb {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no tombstone for the evicted lead"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        READY,
+        || {
+            read_all(&log_topic)
+                .iter()
+                .any(|r| r.key.as_deref() == Some(b"idle".as_slice()) && r.payload.is_none())
+        },
+        || "no tombstone for the evicted lead".into(),
+    );
 }

@@ -227,15 +227,11 @@ fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops(
     let status = a.terminate(Duration::from_secs(60));
     assert!(status.success(), "A exits 0: {status}\n{}", a.log_text());
     let ends = merge(first, produce_records(&n.input, &records[half..]));
-    let deadline = std::time::Instant::now() + READY;
-    while owned(&b).len() != 8 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "B never took over: {:?}",
-            owned(&b)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        READY,
+        || owned(&b).len() == 8,
+        || format!("B never took over: {:?}", owned(&b)),
+    );
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&a, &b]);
     let got = outputs(&n.output);
     // A re-sent sales_ready keeps its event_id; dedupe by it, keeping first occurrence.
@@ -305,15 +301,11 @@ fn e_sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
     svc.wait_ready(READY);
     let ends = produce_records(&n.input, &records);
     let total = records.len() as f64;
-    let deadline = std::time::Instant::now() + DONE;
-    while svc.metric("leadscore_events_total") + svc.metric("leadscore_invalid_total") < total {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not processed:\n{}",
-            svc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        DONE,
+        || svc.metric("leadscore_events_total") + svc.metric("leadscore_invalid_total") >= total,
+        || format!("not processed:\n{}", svc.log_text()),
+    );
     assert!(
         committed(&n.group, &n.input).is_empty(),
         "nothing committed before SIGTERM"
@@ -377,15 +369,11 @@ fn score_of(s: &Service, lead: &str) -> f64 {
 }
 
 fn wait_log(s: &Service, needle: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !s.log_text().contains(needle) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no `{needle}` in the log:\n{}",
-            s.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || s.log_text().contains(needle),
+        || format!("no `{needle}` in the log:\n{}", s.log_text()),
+    );
 }
 
 #[test]

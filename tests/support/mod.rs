@@ -147,6 +147,15 @@ pub fn produce_records(topic: &str, records: &[GenRecord]) -> Ends {
     )
 }
 
+/// Polls `done` every 50 ms until it holds; after `within`, fails with the message `why()`.
+pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running `leadscore run`.
 pub struct Service {
     pub child: Child,
