@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
-# The test command: installs (once) and starts the broker and a local S3 store, runs every test
-# against them, stops them, and closes with the total "N passed, N failed". Extra arguments go to
-# `cargo test`.
+# The test command: installs (once) and starts Apache Kafka (KRaft, one node, loopback), runs
+# every test against it, stops it, and closes with the total "N passed, N failed". Tests that
+# need brokers of their own (a broker restart, three brokers, SASL_SSL) start them with
+# scripts/start-kafka.sh. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${LEADSCORE_TEST_PORT:-19192}"
-S3_PORT="${LEADSCORE_TEST_S3_PORT:-19301}"
-scripts/start-broker.sh "$PORT"
-# Durable broker storage for the broker-restart test: a local S3 store (moto, from PyPI).
-scripts/start-s3.sh "$S3_PORT" leadscore-test >/dev/null
-trap 'scripts/stop-broker.sh "$PORT" >/dev/null; scripts/stop-s3.sh "$S3_PORT" >/dev/null' EXIT
+export LEADSCORE_RUN_DIR="${LEADSCORE_RUN_DIR:-$(mktemp -d /tmp/leadscore-test.XXXXXX)}"
+scripts/start-kafka.sh "$PORT"
+trap 'scripts/stop-kafka.sh --wipe "$PORT" >/dev/null' EXIT
 export LEADSCORE_TEST_BROKERS="127.0.0.1:$PORT"
-export LEADSCORE_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" LEADSCORE_TEST_S3_BUCKET=leadscore-test
-export LEADSCORE_TANSU_BIN="${LEADSCORE_TOOLS_DIR:-$HOME/.cache/leadscore-tools}/bin/tansu"
 log="$(mktemp)"
 set +e
 cargo test --lib --bins --tests "$@" 2>&1 | tee "$log"

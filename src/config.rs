@@ -22,6 +22,34 @@ pub enum Guarantee {
     ExactlyOnce,
 }
 
+/// How the consumer group assigns input partitions to instances (docs/CONFIG.md "Choosing an
+/// assignment").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignment {
+    /// Classic protocol, eager `range` assignor: every rebalance revokes every partition; the
+    /// same partition number of every input topic goes to the same instance (co-partitioning).
+    Range,
+    /// Classic protocol, `cooperative-sticky` assignor: incremental rebalances that move only
+    /// the partitions that change owner. One input topic only (it does not co-partition).
+    CooperativeSticky,
+    /// Kafka 4's consumer group protocol (KIP-848, `group.protocol=consumer`): the broker
+    /// assigns incrementally; the server-side `range` assignor keeps several input topics
+    /// co-partitioned, `uniform` is used for one.
+    Consumer,
+}
+
+impl Assignment {
+    /// The name used in settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assignment::Range => "range",
+            Assignment::CooperativeSticky => "cooperative-sticky",
+            Assignment::Consumer => "consumer",
+        }
+    }
+}
+
 /// Encoding of the `sales_ready` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +95,8 @@ pub struct Config {
     pub http_addr: String,
     /// Delivery guarantee.
     pub guarantee: Guarantee,
+    /// Partition assignment protocol and strategy.
+    pub assignment: Assignment,
     /// Input payload encoding.
     pub input_format: PayloadFormat,
     /// Output payload encoding.
@@ -102,6 +132,7 @@ impl Default for Config {
             state_dir: "./state".into(),
             http_addr: "127.0.0.1:9464".into(),
             guarantee: Guarantee::AtLeastOnce,
+            assignment: Assignment::Range,
             input_format: PayloadFormat::Auto,
             output_format: OutputFormat::Json,
             log_format: LogFormat::Text,
@@ -141,7 +172,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Environment variables the service reads (besides `LEADSCORE_KAFKA_*`).
-pub const ENV_KEYS: [(&str, &str); 18] = [
+pub const ENV_KEYS: [(&str, &str); 20] = [
     ("LEADSCORE_BROKERS", "brokers"),
     ("LEADSCORE_GROUP_ID", "group_id"),
     ("LEADSCORE_INSTANCE_ID", "instance_id"),
@@ -152,6 +183,7 @@ pub const ENV_KEYS: [(&str, &str); 18] = [
     ("LEADSCORE_STATE_DIR", "state_dir"),
     ("LEADSCORE_HTTP_ADDR", "http_addr"),
     ("LEADSCORE_GUARANTEE", "guarantee"),
+    ("LEADSCORE_ASSIGNMENT", "assignment"),
     ("LEADSCORE_INPUT_FORMAT", "input_format"),
     ("LEADSCORE_OUTPUT_FORMAT", "output_format"),
     ("LEADSCORE_LOG_FORMAT", "log_format"),
@@ -160,6 +192,7 @@ pub const ENV_KEYS: [(&str, &str); 18] = [
     ("LEADSCORE_RETENTION_FLOOR", "retention_floor"),
     ("LEADSCORE_RETENTION_TTL", "retention_ttl"),
     ("LEADSCORE_RETENTION_SWEEP", "retention_sweep"),
+    ("LEADSCORE_STATISTICS_INTERVAL", "statistics_interval"),
 ];
 
 impl Config {
@@ -252,6 +285,15 @@ impl Config {
                     _ => Guarantee::AtLeastOnce,
                 }
             }
+            "LEADSCORE_ASSIGNMENT" => {
+                self.assignment = match enum_value("range or cooperative-sticky or consumer")?
+                    .as_str()
+                {
+                    "cooperative-sticky" => Assignment::CooperativeSticky,
+                    "consumer" => Assignment::Consumer,
+                    _ => Assignment::Range,
+                }
+            }
             "LEADSCORE_INPUT_FORMAT" => {
                 self.input_format = match enum_value("auto or json or protobuf")?.as_str() {
                     "json" => PayloadFormat::Json,
@@ -340,6 +382,44 @@ impl Config {
             ));
         }
         self.statistics_every()?;
+        if self.assignment == Assignment::CooperativeSticky && self.input_topics.len() > 1 {
+            return Err(bad(
+                "assignment",
+                format!(
+                    "cooperative-sticky does not keep the {} input topics co-partitioned: a lead's \
+                     events could be scored by two instances",
+                    self.input_topics.len()
+                ),
+                "use assignment = \"range\" or \"consumer\" (KIP-848) with several input topics",
+            ));
+        }
+        for (key, owner) in [
+            ("partition.assignment.strategy", "assignment"),
+            ("group.protocol", "assignment"),
+            ("group.remote.assignor", "assignment"),
+            ("isolation.level", "guarantee (input is always read_committed)"),
+            ("transactional.id", "guarantee / instance_id"),
+        ] {
+            if self.kafka.contains_key(key) {
+                return Err(bad(
+                    &format!("kafka.\"{key}\""),
+                    "is managed by leadscore".into(),
+                    &format!("use {owner}"),
+                ));
+            }
+        }
+        if self.assignment == Assignment::Consumer {
+            for key in ["session.timeout.ms", "heartbeat.interval.ms"] {
+                if self.kafka.contains_key(key) {
+                    return Err(bad(
+                        &format!("kafka.\"{key}\""),
+                        "is set by the broker under assignment = \"consumer\" (KIP-848)".into(),
+                        "remove it, or set group.consumer.session.timeout.ms / \
+                         group.consumer.heartbeat.interval.ms on the broker",
+                    ));
+                }
+            }
+        }
         for reserved in [
             "group.id",
             "bootstrap.servers",

@@ -3,18 +3,19 @@
 //! input offsets it reflects in the `leadscore.offsets` header. A partition that moves to an
 //! instance without its local files is restored from here.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use anyhow::Result;
-use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::leads::LeadTable;
 use crate::rules::Rules;
+use crate::service::restore::read_partition;
 use crate::service::store::Offsets;
 use crate::state::LeadState;
 
@@ -50,74 +51,73 @@ fn within(at: &Offsets, resume: &Offsets) -> bool {
         .all(|(t, n)| *n <= resume.get(t).copied().unwrap_or(0))
 }
 
-/// Restores a partition from the changelog: the latest record of each lead among those that
-/// reflect no input beyond `resume` (records of a checkpoint whose commit did not happen are
-/// skipped). `None` when the changelog partition is empty.
+/// How far into the input a record's state reflects: the offsets of one partition only grow
+/// along a writer's timeline, so their sum orders two records of the same lead.
+fn progress(at: &Offsets) -> i64 {
+    at.values().sum()
+}
+
+/// Restores a partition from the changelog: per lead, the record that reflects the most input
+/// among those that reflect no input beyond `resume` (records of a checkpoint whose commit did
+/// not happen are skipped; a late record of an older state, e.g. from a member that lost the
+/// partition, never replaces a newer one). `None` when the changelog partition is empty.
 pub fn restore(
     cfg: &Config,
     rules: &Rules,
     partition: i32,
     resume: &Offsets,
+    cancel: &AtomicBool,
 ) -> Result<Option<LeadTable>> {
     let topic = topic(&cfg.group_id);
-    let consumer = crate::service::restore::reader(cfg)?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, partition, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
     let started = Instant::now();
-    let mut last_log = started;
     let mut leads = LeadTable::tracked();
-    let (mut records, mut skipped) = (0u64, 0u64);
-    loop {
-        match consumer.poll(Duration::from_millis(500)) {
-            None => {
-                if started.elapsed() > Duration::from_secs(600) {
-                    anyhow::bail!("changelog {topic}/{partition}: no end after 10 minutes");
+    let mut seen: HashMap<Box<str>, i64> = HashMap::new();
+    let (mut skipped, mut stale) = (0u64, 0u64);
+    let records = read_partition(
+        cfg,
+        &topic,
+        partition,
+        Offset::Beginning,
+        None,
+        cancel,
+        |m| {
+            let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                return;
+            };
+            let at = m
+                .headers()
+                .and_then(|h| h.iter().find(|x| x.key == OFFSETS_HEADER))
+                .and_then(|h| std::str::from_utf8(h.value?).ok())
+                .and_then(decode_offsets);
+            let Some(at) = at else {
+                warn!(partition, "changelog record without offsets header: skipped");
+                return;
+            };
+            if !within(&at, resume) {
+                skipped += 1;
+                return;
+            }
+            let reach = progress(&at);
+            match seen.get(key) {
+                Some(&prev) if prev > reach => {
+                    stale += 1;
+                    return;
+                }
+                _ => {
+                    seen.insert(key.into(), reach);
                 }
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => warn!(partition, "changelog restore: {e}"),
-            Some(Ok(m)) => {
-                records += 1;
-                let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                    continue;
-                };
-                let at = m
-                    .headers()
-                    .and_then(|h| h.iter().find(|x| x.key == OFFSETS_HEADER))
-                    .and_then(|h| std::str::from_utf8(h.value?).ok())
-                    .and_then(decode_offsets);
-                let Some(at) = at else {
-                    warn!(
-                        partition,
-                        "changelog record without offsets header: skipped"
-                    );
-                    continue;
-                };
-                if !within(&at, resume) {
-                    skipped += 1;
-                    continue;
+            match m.payload() {
+                None => {
+                    leads.remove(key);
                 }
-                match m.payload() {
-                    None => {
-                        leads.remove(key);
-                    }
-                    Some(bytes) => match LeadState::decode(rules, bytes) {
-                        Ok(st) => leads.insert(key, st),
-                        Err(e) => warn!(partition, "changelog record for a lead: {e}"),
-                    },
-                }
-                if last_log.elapsed() >= Duration::from_secs(2) {
-                    last_log = Instant::now();
-                    info!(
-                        partition,
-                        "restoring from changelog: {records} records, {} leads",
-                        leads.len()
-                    );
-                }
+                Some(bytes) => match LeadState::decode(rules, bytes) {
+                    Ok(st) => leads.insert(key, st),
+                    Err(e) => warn!(partition, "changelog record for a lead: {e}"),
+                },
             }
-        }
-    }
+        },
+    )?;
     if records == 0 {
         return Ok(None);
     }
@@ -125,6 +125,7 @@ pub fn restore(
         partition,
         records,
         skipped,
+        stale,
         leads = leads.len(),
         "partition state restored from the changelog in {:.2}s",
         started.elapsed().as_secs_f64()
@@ -142,6 +143,7 @@ mod tests {
         assert_eq!(decode_offsets(&encode_offsets(&o)), Some(o.clone()));
         assert!(within(&o, &[("a".into(), 5), ("b-c.d".into(), 1)].into()));
         assert!(!within(&o, &[("a".into(), 4)].into()));
+        assert!(progress(&[("a".into(), 5), ("b".into(), 2)].into()) > progress(&o));
         assert_eq!(decode_offsets("x"), None);
     }
 }

@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::output::Signal;
-use crate::service::pipeline::Shared;
+use crate::service::shared::Shared;
 use crate::time::{format_rfc3339, now_micros};
 
 /// The pipeline loop turns at least every ~100 ms; this long without a turn is unhealthy.
@@ -46,6 +46,13 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
+    if let Some(why) = s.shared.failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failed: {why}\n"),
+        )
+            .into_response();
+    }
     let idle = now_micros() / 1000 - s.shared.heartbeat_ms.load(Ordering::Relaxed);
     if idle > STALL_MS {
         (

@@ -1,13 +1,24 @@
 //! `leadscore run`: the Kafka service. An imperative shell around the pure engine:
-//! [`pipeline`] (consume, score, publish, commit), [`restore`] (partition state on assignment),
-//! [`http`] (metrics, health, lead lookup), [`metrics`].
+//! [`pipeline`] (the consume → score → publish loop), [`assignment`] (the partition lifecycle),
+//! [`checkpoint`] (durability and recovery), [`group`] (the consumer and its callbacks),
+//! [`producer`] (outputs and transactions), [`restore`] and [`changelog`] (partition state on
+//! assignment), [`store`] (the local store), [`http`] (metrics, health, lead lookup),
+//! [`metrics`].
 
+pub mod assignment;
 pub mod changelog;
+pub mod checkpoint;
+pub mod group;
 pub mod http;
 pub mod metrics;
+pub mod partition;
 pub mod pipeline;
+pub mod producer;
 pub mod restore;
+pub mod shared;
 pub mod store;
+pub mod topics;
+pub mod upkeep;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -50,7 +61,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let rules = check(&cfg)?;
     init_logging(cfg.log_format);
     let prometheus = metrics::install()?;
-    let shared = Arc::new(pipeline::Shared::new(Engine::new(Arc::new(rules))));
+    let shared = Arc::new(shared::Shared::new(Engine::new(Arc::new(rules))));
     let addr = cfg.http_socket_addr()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

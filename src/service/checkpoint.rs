@@ -1,0 +1,427 @@
+//! The checkpoint, and what happens when it fails.
+//!
+//! A checkpoint (every `commit_interval`, on revoke, on shutdown):
+//! 1. changed leads and evictions go to the changelog, tagged with the input offsets they
+//!    reflect;
+//! 2. the outputs become durable: under at_least_once the producer is flushed; under
+//!    exactly_once the input offsets are added to the transaction and it is committed;
+//! 3. only then are changed leads and offsets written to the local store, in one transaction;
+//! 4. under at_least_once the offsets are committed (asynchronously; a commit counts only once
+//!    its callback confirms it); under exactly_once the next transaction begins.
+//!
+//! A crash between any two steps leaves a state that a restart resumes from without loss.
+//! Failures are typed ([`CheckpointError`]) and [`CheckpointError::recovery`] decides, in one
+//! place, between rewinding to the last durable checkpoint and exiting.
+
+use std::time::{Duration, Instant};
+
+use metrics::{counter, histogram};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{Producer, PurgeConfig};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::config::Guarantee;
+use crate::leads::LeadTable;
+use crate::service::changelog;
+use crate::service::group::GroupContext;
+use crate::service::pipeline::Pipeline;
+use crate::service::producer::{self, make_producer, txn_call, TxnErrorClass};
+use crate::service::store::Offsets;
+
+/// Rewinds in a row, without a successful checkpoint in between, after which the service gives
+/// up and exits non-zero (a poison pill would otherwise loop forever).
+const MAX_REWINDS: u32 = 5;
+
+/// Why a checkpoint did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Some output or changelog record was not acknowledged (at_least_once).
+    #[error("outputs not delivered, offsets not committed: {0}")]
+    Undelivered(String),
+    /// The transaction was aborted (exactly_once): nothing of it is visible.
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+    /// The assignment was lost: another member owns the partitions; nothing was written.
+    #[error("assignment lost before the checkpoint; nothing written")]
+    AssignmentLost,
+    /// Fenced, fatal, or a failure after outputs became visible: only an exit is safe.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// What the pipeline does about a failed checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Reload every partition from its local store (the last durable checkpoint) and consume
+    /// again from there.
+    Rewind,
+    /// Nothing: the revoke callback that follows releases the partitions.
+    Nothing,
+    /// Stop with a non-zero exit.
+    Exit,
+}
+
+impl CheckpointError {
+    /// The one place where a failure's kind decides the recovery.
+    pub fn recovery(&self) -> Recovery {
+        match self {
+            CheckpointError::Undelivered(_) | CheckpointError::Aborted(_) => Recovery::Rewind,
+            CheckpointError::AssignmentLost => Recovery::Nothing,
+            CheckpointError::Fatal(_) => Recovery::Exit,
+        }
+    }
+
+    fn from_txn((class, why): (TxnErrorClass, String)) -> Self {
+        match class {
+            TxnErrorClass::Abort => CheckpointError::Aborted(why),
+            TxnErrorClass::Retry | TxnErrorClass::Fatal => CheckpointError::Fatal(why),
+        }
+    }
+}
+
+/// What one checkpoint writes to one partition's store.
+struct StoreWrite {
+    partition: i32,
+    changed: Vec<(Box<str>, Vec<u8>)>,
+    removed: Vec<Box<str>>,
+    offsets: Offsets,
+}
+
+impl Pipeline {
+    /// The periodic checkpoint; a failure is recovered from here.
+    pub fn on_checkpoint_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        if self.abandon {
+            return;
+        }
+        if let Err(e) = self.checkpoint(consumer, None, CommitMode::Async) {
+            self.on_checkpoint_error(consumer, e);
+        }
+    }
+
+    /// Acts on a failed checkpoint as [`CheckpointError::recovery`] says.
+    pub fn on_checkpoint_error(&mut self, consumer: &BaseConsumer<GroupContext>, e: CheckpointError) {
+        match e.recovery() {
+            Recovery::Nothing => info!("{e}"),
+            Recovery::Exit => self.shared.fail(format!("checkpoint: {e}")),
+            Recovery::Rewind => {
+                warn!("checkpoint failed: {e}; rewinding to the last durable checkpoint");
+                counter!("leadscore_rewinds_total").increment(1);
+                if let Err(e) = self.rewind(consumer) {
+                    self.shared.fail(format!("rewind: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Checkpoints `only` these partitions (all when `None`; always all under exactly_once,
+    /// whose transaction carries every partition's outputs).
+    pub fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        only: Option<&[i32]>,
+        mode: CommitMode,
+    ) -> Result<(), CheckpointError> {
+        if consumer.assignment_lost() {
+            return Err(CheckpointError::AssignmentLost);
+        }
+        let started = Instant::now();
+        self.take_confirmed_commits(consumer);
+        let only = if self.guarantee() == Guarantee::ExactlyOnce {
+            None
+        } else {
+            only
+        };
+        let writes = self.send_changes(only);
+        let tpl = self.offsets_to_commit(only);
+        self.make_outputs_durable(consumer, &tpl)?;
+        let leads_written = self.write_stores(&writes)?;
+        self.commit_offsets(consumer, &tpl, mode)?;
+        self.rewinds = (0, Default::default());
+        if leads_written > 0 {
+            counter!("leadscore_checkpoint_leads_total").increment(leads_written);
+        }
+        histogram!("leadscore_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Step 1: changed leads and evictions of the partitions in scope to the changelog.
+    fn send_changes(&mut self, only: Option<&[i32]>) -> Vec<StoreWrite> {
+        let rules = self.shared.engine().rules().clone();
+        let mut shards = self.shared.shards.lock().unwrap();
+        let mut writes = Vec::new();
+        for (p, shard) in shards.iter_mut() {
+            if only.is_some_and(|o| !o.contains(p)) {
+                continue;
+            }
+            let offsets = self.positions.of_partition(&self.cfg.input_topics, *p);
+            let changed = encode_changed(&mut shard.leads, &rules);
+            let removed = std::mem::take(&mut shard.evicted);
+            let moved = offsets.iter().any(|(t, n)| {
+                let key = (self.topic_index(t), *p);
+                self.positions.committed.get(&key) != Some(n)
+            });
+            if changed.is_empty() && removed.is_empty() && !moved {
+                continue;
+            }
+            let header = changelog::encode_offsets(&offsets);
+            for (id, bytes) in &changed {
+                producer::send_changelog(&self.producer, &self.changelog_topic, *p, id, Some(bytes), &header);
+            }
+            for id in &removed {
+                producer::send_changelog(&self.producer, &self.changelog_topic, *p, id, None, &header);
+            }
+            writes.push(StoreWrite {
+                partition: *p,
+                changed,
+                removed,
+                offsets,
+            });
+        }
+        writes
+    }
+
+    /// The input offsets of the partitions in scope.
+    fn offsets_to_commit(&self, only: Option<&[i32]>) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), next) in &self.positions.next {
+            if only.is_none_or(|o| o.contains(p)) {
+                tpl.add_partition_offset(&self.cfg.input_topics[*t], *p, Offset::Offset(*next))
+                    .expect("a valid offset");
+            }
+        }
+        tpl
+    }
+
+    /// Step 2: every output acknowledged (at_least_once) or the transaction committed with the
+    /// input offsets (exactly_once).
+    fn make_outputs_durable(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        tpl: &TopicPartitionList,
+    ) -> Result<(), CheckpointError> {
+        let producer = self.producer.clone();
+        match self.guarantee() {
+            Guarantee::ExactlyOnce => {
+                let meta = consumer
+                    .group_metadata()
+                    .ok_or_else(|| CheckpointError::Fatal("no consumer group metadata".into()))?;
+                if tpl.count() > 0 {
+                    txn_call("send_offsets_to_transaction", Duration::from_secs(120), || {
+                        producer.send_offsets_to_transaction(tpl, &meta, Duration::from_secs(30))
+                    })
+                    .map_err(CheckpointError::from_txn)?;
+                }
+                // A commit that timed out is retried, never aborted: it may have succeeded.
+                txn_call("commit_transaction", Duration::from_secs(120), || {
+                    producer.commit_transaction(Duration::from_secs(60))
+                })
+                .map_err(CheckpointError::from_txn)?;
+            }
+            Guarantee::AtLeastOnce => {
+                producer.flush(Duration::from_secs(60)).map_err(|e| {
+                    CheckpointError::Undelivered(format!("not acknowledged within 60s: {e}"))
+                })?;
+            }
+        }
+        match producer::failures(&producer) {
+            0 => Ok(()),
+            n if self.guarantee() == Guarantee::ExactlyOnce => Err(CheckpointError::Fatal(format!(
+                "{n} message(s) failed in a committed transaction"
+            ))),
+            n => Err(CheckpointError::Undelivered(format!(
+                "{n} message(s) could not be delivered"
+            ))),
+        }
+    }
+
+    /// Step 3: changed leads and offsets to the local stores. Outputs are visible by now, so a
+    /// failure here is fatal: rewinding to the older store would emit them again.
+    fn write_stores(&mut self, writes: &[StoreWrite]) -> Result<u64, CheckpointError> {
+        let shards = self.shared.shards.lock().unwrap();
+        let mut leads_written = 0;
+        for w in writes {
+            if let Some(shard) = shards.get(&w.partition) {
+                leads_written += shard
+                    .store
+                    .write(&w.changed, &w.removed, &w.offsets)
+                    .map_err(|e| CheckpointError::Fatal(format!("local store: {e:#}")))?;
+            }
+        }
+        Ok(leads_written)
+    }
+
+    /// Step 4: commit the offsets (at_least_once) or begin the next transaction (exactly_once).
+    fn commit_offsets(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        tpl: &TopicPartitionList,
+        mode: CommitMode,
+    ) -> Result<(), CheckpointError> {
+        match self.guarantee() {
+            Guarantee::ExactlyOnce => {
+                self.positions.committed = self.positions.next.clone();
+                let producer = self.producer.clone();
+                txn_call("begin_transaction", Duration::from_secs(30), || {
+                    producer.begin_transaction()
+                })
+                .map_err(|(_, why)| CheckpointError::Fatal(why))
+            }
+            Guarantee::AtLeastOnce => {
+                let dirty = tpl.elements().iter().any(|e| {
+                    let key = (self.topic_index(e.topic()), e.partition());
+                    let at = match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    };
+                    at != self.positions.committed.get(&key).copied()
+                });
+                if tpl.count() == 0 || !dirty {
+                    return Ok(());
+                }
+                match consumer.commit(tpl, mode) {
+                    Ok(()) if matches!(mode, CommitMode::Sync) => {
+                        for e in tpl.elements() {
+                            if let Offset::Offset(o) = e.offset() {
+                                let key = (self.topic_index(e.topic()), e.partition());
+                                self.positions.committed.insert(key, o);
+                            }
+                        }
+                    }
+                    Ok(()) => {}
+                    // Left dirty: the next checkpoint commits again.
+                    Err(e) => warn!("offset commit failed (retried at the next checkpoint): {e}"),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves offsets confirmed by commit callbacks into the positions.
+    fn take_confirmed_commits(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        let confirmed = std::mem::take(&mut *consumer.context().confirmed.lock().unwrap());
+        for ((topic, p), o) in confirmed {
+            let key = (self.topic_index(&topic), p);
+            if self.positions.next.contains_key(&key) {
+                self.positions.committed.insert(key, o);
+            }
+        }
+    }
+
+    /// Exactly_once: aborts the open transaction and begins a new one.
+    pub(crate) fn abort_and_begin(&mut self) -> Result<(), CheckpointError> {
+        let producer = self.producer.clone();
+        txn_call("abort_transaction", Duration::from_secs(60), || {
+            producer.abort_transaction(Duration::from_secs(30))
+        })
+        .map_err(|(_, why)| CheckpointError::Fatal(why))?;
+        self.failures.store(0, std::sync::atomic::Ordering::Release);
+        txn_call("begin_transaction", Duration::from_secs(30), || {
+            producer.begin_transaction()
+        })
+        .map_err(|(_, why)| CheckpointError::Fatal(why))
+    }
+
+    /// Back to the last durable checkpoint: a clean producer (the open transaction aborted, or
+    /// a fresh idempotent producer), every active partition reloaded from its local store and
+    /// the consumer sent back to the offsets it reflects. Re-processing re-sends the outputs
+    /// since then with the same ids. Gives up after [`MAX_REWINDS`] rewinds in a row.
+    fn rewind(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<(), CheckpointError> {
+        self.count_rewind()?;
+        self.reset_producer()?;
+        let rules = self.shared.engine().rules().clone();
+        let shared = self.shared.clone();
+        let mut shards = shared.shards.lock().unwrap();
+        for (p, shard) in shards.iter_mut() {
+            let mut leads = LeadTable::tracked();
+            let fatal = |e: anyhow::Error| CheckpointError::Fatal(format!("rewind: {e:#}"));
+            shard.store.load(&rules, &mut leads).map_err(fatal)?;
+            shard.leads = leads;
+            shard.evicted.clear();
+            let stored = shard.store.offsets().map_err(fatal)?;
+            self.positions.drop_partition(*p);
+            for topic in &self.cfg.input_topics {
+                let t = self.topic_index(topic);
+                let at = match stored.get(topic) {
+                    Some(o) => {
+                        self.positions.next.insert((t, *p), *o);
+                        Offset::Offset(*o)
+                    }
+                    None => Offset::Beginning,
+                };
+                consumer
+                    .seek(topic, *p, at, Duration::from_secs(10))
+                    .map_err(|e| CheckpointError::Fatal(format!("seek {topic}/{p}: {e}")))?;
+            }
+            info!(partition = p, leads = shard.leads.len(), resume = %changelog::encode_offsets(&stored), "rewound to the last checkpoint");
+        }
+        Ok(())
+    }
+
+    /// Counts a rewind; fails when rewinds keep failing at the same positions.
+    fn count_rewind(&mut self) -> Result<(), CheckpointError> {
+        if self.rewinds.0 == 0 {
+            self.rewinds.1 = self.positions.committed.clone();
+        }
+        self.rewinds.0 += 1;
+        if self.rewinds.0 > MAX_REWINDS {
+            counter!("leadscore_rewinds_exhausted_total").increment(1);
+            return Err(CheckpointError::Fatal(format!(
+                "{MAX_REWINDS} rewinds in a row without a successful checkpoint; stuck at \
+                 (topic index, partition) → offset {:?}",
+                self.rewinds.1
+            )));
+        }
+        Ok(())
+    }
+
+    /// A producer with nothing pending: under exactly_once the open transaction is aborted;
+    /// under at_least_once a fresh producer replaces the old one (whose idempotence state may
+    /// be what failed).
+    fn reset_producer(&mut self) -> Result<(), CheckpointError> {
+        if self.guarantee() == Guarantee::ExactlyOnce {
+            return self.abort_and_begin();
+        }
+        let fresh = make_producer(&self.cfg, &self.failures)
+            .map_err(|e| CheckpointError::Fatal(format!("{e:#}")))?;
+        let old = std::mem::replace(&mut self.producer, fresh);
+        old.purge(PurgeConfig::default().queue().inflight());
+        drop(old);
+        self.failures.store(0, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The changed leads of a table, encoded (leads never scored are skipped).
+fn encode_changed(leads: &mut LeadTable, rules: &crate::rules::Rules) -> Vec<(Box<str>, Vec<u8>)> {
+    leads
+        .take_dirty()
+        .into_iter()
+        .filter(|l| l.state.clock().is_some())
+        .map(|l| (l.id.clone(), l.state.to_bytes(rules)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_kind_has_one_recovery() {
+        assert_eq!(
+            CheckpointError::Undelivered("x".into()).recovery(),
+            Recovery::Rewind
+        );
+        assert_eq!(CheckpointError::Aborted("x".into()).recovery(), Recovery::Rewind);
+        assert_eq!(CheckpointError::AssignmentLost.recovery(), Recovery::Nothing);
+        assert_eq!(CheckpointError::Fatal("x".into()).recovery(), Recovery::Exit);
+    }
+
+    #[test]
+    fn a_transactional_commit_that_keeps_timing_out_is_fatal_not_aborted() {
+        let e = CheckpointError::from_txn((TxnErrorClass::Retry, "commit".into()));
+        assert_eq!(e.recovery(), Recovery::Exit);
+        let e = CheckpointError::from_txn((TxnErrorClass::Abort, "send".into()));
+        assert_eq!(e.recovery(), Recovery::Rewind);
+    }
+}

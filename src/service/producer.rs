@@ -1,0 +1,278 @@
+//! The output producer: `sales_ready`, dead letters and changelog records, idempotent (and
+//! transactional under exactly_once), with delivery failures counted so that no checkpoint
+//! commits past them, and librdkafka's transactional errors sorted into retry, abort or exit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use metrics::counter;
+use prost::Message as _;
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tracing::error;
+
+use crate::config::{Config, Guarantee, OutputFormat};
+use crate::kafka::client_config;
+use crate::output::SalesReady;
+use crate::time::now_micros;
+
+/// Delivery reports: count failures; the pipeline refuses to commit past them.
+pub struct DeliveryTracker {
+    failures: Arc<AtomicU64>,
+}
+
+impl ClientContext for DeliveryTracker {
+    fn error(&self, error: KafkaError, reason: &str) {
+        counter!("leadscore_client_errors_total", "client" => "producer").increment(1);
+        error!("producer: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, msg)) = result {
+            if matches!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+            ) {
+                // Purged by an abort or a rewind of our own: not a delivery failure.
+                return;
+            }
+            self.failures.fetch_add(1, Ordering::AcqRel);
+            counter!("leadscore_produce_errors_total", "topic" => msg.topic().to_string())
+                .increment(1);
+            error!(topic = msg.topic(), "output could not be delivered: {e}");
+        }
+    }
+}
+
+/// The producer type of the service.
+pub type OutputProducer = ThreadedProducer<DeliveryTracker>;
+
+/// The output producer: idempotent, acks from all replicas. Under exactly_once it is
+/// transactional and its first transaction is open on return.
+pub fn make_producer(cfg: &Config, failures: &Arc<AtomicU64>) -> Result<Arc<OutputProducer>> {
+    let mut config = client_config(&cfg.brokers, &cfg.kafka);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    if cfg.guarantee == Guarantee::ExactlyOnce {
+        config.set("transactional.id", transactional_id(cfg));
+    }
+    let producer: OutputProducer = config
+        .create_with_context(DeliveryTracker {
+            failures: failures.clone(),
+        })
+        .context("cannot create Kafka producer")?;
+    if cfg.guarantee == Guarantee::ExactlyOnce {
+        producer
+            .init_transactions(Duration::from_secs(60))
+            .context(
+                "exactly_once: cannot initialise transactions (does the broker support them?)",
+            )?;
+        producer
+            .begin_transaction()
+            .context("exactly_once: cannot begin a transaction")?;
+    }
+    Ok(Arc::new(producer))
+}
+
+/// Stable per instance when `instance_id` is set (a restart fences its predecessor's open
+/// transaction at once); otherwise unique per process, and consumer-group fencing (KIP-447)
+/// protects, while the predecessor's open transaction holds back read_committed readers until
+/// it times out.
+fn transactional_id(cfg: &Config) -> String {
+    match &cfg.instance_id {
+        Some(id) => format!("{}-{id}", cfg.group_id),
+        None => format!("{}-{}-{}", cfg.group_id, std::process::id(), now_micros()),
+    }
+}
+
+/// What to do after a failed transactional call (librdkafka's transactional API contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnErrorClass {
+    /// Call the same function again (e.g. a commit that timed out).
+    Retry,
+    /// Abort the transaction and rewind to the last durable checkpoint.
+    Abort,
+    /// Fenced or fatal: the producer is unusable; exit.
+    Fatal,
+}
+
+/// Sorts a transactional error per librdkafka: fatal first, then abortable, then retriable.
+pub fn classify_txn_error(e: &KafkaError) -> TxnErrorClass {
+    match e {
+        KafkaError::Transaction(r) if r.is_fatal() => TxnErrorClass::Fatal,
+        KafkaError::Transaction(r) if r.txn_requires_abort() => TxnErrorClass::Abort,
+        KafkaError::Transaction(r) if r.is_retriable() => TxnErrorClass::Retry,
+        _ => match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fatal) => {
+                TxnErrorClass::Fatal
+            }
+            _ => TxnErrorClass::Abort,
+        },
+    }
+}
+
+/// Runs a transactional call, retrying it while librdkafka calls the error retriable and
+/// `within` has not passed. Returns the class of the final error.
+pub fn txn_call(
+    what: &str,
+    within: Duration,
+    mut call: impl FnMut() -> KafkaResult<()>,
+) -> Result<(), (TxnErrorClass, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let class = classify_txn_error(&e);
+                counter!("leadscore_transaction_errors_total", "call" => what.to_string(), "class" => format!("{class:?}").to_lowercase()).increment(1);
+                if class == TxnErrorClass::Retry && Instant::now() < deadline {
+                    tracing::warn!("{what}: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+                let class = if class == TxnErrorClass::Retry {
+                    // Still failing at the deadline: the outcome is unknown, and only a new
+                    // producer with the same transactional.id can resolve it.
+                    TxnErrorClass::Fatal
+                } else {
+                    class
+                };
+                return Err((class, format!("{what}: {e}")));
+            }
+        }
+    }
+}
+
+/// Enqueues a record, waiting while the producer queue is full. A record that cannot be
+/// enqueued is counted like a failed delivery, so the next checkpoint refuses to commit.
+pub fn send(producer: &OutputProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(2));
+            }
+            Err((e, r)) => {
+                counter!("leadscore_produce_errors_total", "topic" => r.topic.to_string())
+                    .increment(1);
+                error!(topic = r.topic, "cannot enqueue output: {e}");
+                producer.context().failures.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+}
+
+/// Number of outputs that could not be delivered since the producer was made.
+pub fn failures(producer: &OutputProducer) -> u64 {
+    producer.context().failures.load(Ordering::Acquire)
+}
+
+/// Sends one `sales_ready`, keyed by lead id, in the configured format.
+pub fn send_sales_ready(
+    producer: &OutputProducer,
+    topic: &str,
+    format: OutputFormat,
+    sr: &SalesReady,
+    buf: &mut Vec<u8>,
+) {
+    buf.clear();
+    match format {
+        OutputFormat::Json => buf.extend_from_slice(sr.to_json().as_bytes()),
+        OutputFormat::Protobuf => sr.to_proto().encode(buf).expect("a Vec grows as needed"),
+    }
+    let record = BaseRecord::to(topic)
+        .key(sr.lead_id.as_bytes())
+        .payload(buf.as_slice());
+    send(producer, record);
+}
+
+/// Sends an invalid input message to the dead-letter topic: key, payload and headers copied
+/// byte for byte (librdkafka copies the headers natively, so non-UTF-8 keys pass through), plus
+/// `leadscore.error` (the reason) and `leadscore.source` (topic/partition/offset).
+pub fn send_dead_letter(
+    producer: &OutputProducer,
+    topic: &str,
+    msg: &BorrowedMessage<'_>,
+    reason: &str,
+) {
+    let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
+    let headers = msg
+        .headers()
+        .map(|h| h.detach())
+        .unwrap_or_default()
+        .insert(Header {
+            key: "leadscore.error",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "leadscore.source",
+            value: Some(&source),
+        });
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+    if let Some(k) = msg.key() {
+        record = record.key(k);
+    }
+    if let Some(p) = msg.payload() {
+        record = record.payload(p);
+    }
+    send(producer, record);
+}
+
+/// Sends a changelog record: a lead's encoded state, or a tombstone (`None`), with the input
+/// offsets it reflects in the offsets header, to the partition of its input partition.
+pub fn send_changelog(
+    producer: &OutputProducer,
+    topic: &str,
+    partition: i32,
+    lead: &str,
+    state: Option<&[u8]>,
+    offsets: &str,
+) {
+    let headers = OwnedHeaders::new().insert(Header {
+        key: crate::service::changelog::OFFSETS_HEADER,
+        value: Some(offsets),
+    });
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+        .key(lead.as_bytes())
+        .partition(partition)
+        .headers(headers);
+    if let Some(bytes) = state {
+        record = record.payload(bytes);
+    }
+    send(producer, record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fencing_is_fatal_and_other_errors_abort() {
+        let fenced = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
+        assert_eq!(classify_txn_error(&fenced), TxnErrorClass::Fatal);
+        let other = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(classify_txn_error(&other), TxnErrorClass::Abort);
+    }
+
+    #[test]
+    fn a_retriable_error_past_the_deadline_becomes_fatal() {
+        let mut calls = 0;
+        let r = txn_call("test", Duration::ZERO, || {
+            calls += 1;
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fatal))
+        });
+        assert_eq!(r.unwrap_err().0, TxnErrorClass::Fatal);
+        assert_eq!(calls, 1);
+    }
+}

@@ -1,0 +1,109 @@
+//! Work on the whole state between batches: retention (evicting idle, negligible leads) and
+//! rules reloads (SIGHUP).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use metrics::counter;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::rules::Rules;
+use crate::service::shared::Shared;
+use crate::state::LeadState;
+
+/// Eviction settings.
+pub struct Retention {
+    /// Leads whose |score| decayed below this ...
+    pub floor: f64,
+    /// ... and whose clock is this far (µs, event time) behind the partition's newest are
+    /// evicted.
+    pub ttl: i64,
+    /// How often each partition is swept.
+    pub every: Duration,
+}
+
+impl Retention {
+    /// The retention settings of a configuration.
+    pub fn of(cfg: &Config) -> Result<Self> {
+        Ok(Retention {
+            floor: cfg.retention_floor,
+            ttl: cfg.retention_ttl()?.as_micros() as i64,
+            every: cfg.retention_sweep_every()?,
+        })
+    }
+}
+
+/// Evicts, per partition at most every `retention.every`, leads with no fit points that never
+/// qualified, whose score decayed to the partition's newest lead clock is below the floor and
+/// whose clock is more than the TTL behind it (event time, so replays and restarts evict alike).
+pub fn sweep(shared: &Shared, retention: &Retention) {
+    let mut shards = shared.shards.lock().unwrap();
+    let engine = shared.engine();
+    for (p, shard) in shards.iter_mut() {
+        if shard.last_sweep.elapsed() < retention.every {
+            continue;
+        }
+        shard.last_sweep = Instant::now();
+        let newest = shard
+            .leads
+            .iter()
+            .filter_map(|l| l.state.clock())
+            .max()
+            .unwrap_or(i64::MIN);
+        let gone = shard.leads.evict(|l| {
+            let st = &l.state;
+            st.fit() == 0.0
+                && st.sequence() == 0
+                && engine.engagement_at(st, newest).abs() < retention.floor
+                && st.clock().is_some_and(|c| newest - c > retention.ttl)
+        });
+        if !gone.is_empty() {
+            counter!("leadscore_evicted_total").increment(gone.len() as u64);
+            info!(
+                partition = p,
+                leads = gone.len(),
+                "evicted idle, negligible leads"
+            );
+            shard.evicted.extend(gone);
+        }
+    }
+}
+
+/// SIGHUP: loads the rules file again. On success, every lead's state is carried over to the new
+/// rules by stable rule keys (accumulated engagement kept, accumulators of removed rules
+/// dropped, fit re-evaluated; SPEC §4 "reload") and marked changed so the next checkpoint
+/// persists it; new points apply to events scored from then on. A file that does not load
+/// leaves the previous rules in force.
+pub fn reload_rules(cfg: &Config, shared: &Shared) {
+    let old = shared.engine();
+    let new = match Rules::load(&cfg.rules) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            counter!("leadscore_rules_reloads_total", "result" => "failed").increment(1);
+            error!(
+                rules = %old.rules().version,
+                "rules reload failed, keeping the rules in force: {e}"
+            );
+            return;
+        }
+    };
+    let mut shards = shared.shards.lock().unwrap();
+    let mut leads = 0usize;
+    let mut buf = Vec::with_capacity(256);
+    for shard in shards.values_mut() {
+        shard.leads.update_all(|st| {
+            buf.clear();
+            st.encode(old.rules(), &mut buf);
+            *st = LeadState::decode(&new, &buf).expect("a state encoded just now decodes");
+            leads += 1;
+        });
+    }
+    let version = new.version.clone();
+    *shared.engine.write().unwrap() = Engine::new(new);
+    drop(shards);
+    counter!("leadscore_rules_reloads_total", "result" => "ok").increment(1);
+    info!(from = %old.rules().version, to = %version, leads, "rules reloaded");
+}
