@@ -24,7 +24,8 @@ pub fn client_config(brokers: &str, passthrough: &BTreeMap<String, String>) -> C
     c
 }
 
-/// Creates topics that do not exist yet (`name:partitions`); existing ones are left alone.
+/// Creates topics that do not exist yet (`name:partitions`) with the broker's default
+/// replication factor; existing ones are left alone.
 pub async fn ensure_topics(
     brokers: &str,
     passthrough: &BTreeMap<String, String>,
@@ -35,7 +36,7 @@ pub async fn ensure_topics(
         .context("cannot create Kafka admin client")?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
+        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(-1)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     let results = admin

@@ -1,5 +1,6 @@
-//! Helpers for integration tests against the real broker (tansu, over the Kafka protocol).
-//! The broker address comes from LEADSCORE_TEST_BROKERS (scripts/test.sh starts one).
+//! Helpers for integration tests against the real broker (Apache Kafka, over the Kafka
+//! protocol). The broker address comes from LEADSCORE_TEST_BROKERS (scripts/test.sh starts one);
+//! [`OwnKafka`] starts a private broker or cluster for tests that kill brokers.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,8 +25,8 @@ pub fn brokers() -> String {
     std::env::var("LEADSCORE_TEST_BROKERS").unwrap_or_else(|_| {
         panic!(
             "LEADSCORE_TEST_BROKERS is not set: these tests need the real broker. \
-             Run scripts/test.sh (it installs and starts tansu), or start one with \
-             scripts/start-broker.sh 19092 and export LEADSCORE_TEST_BROKERS=127.0.0.1:19092"
+             Run scripts/test.sh (it installs and starts Apache Kafka), or start one with \
+             scripts/start-kafka.sh 19092 and export LEADSCORE_TEST_BROKERS=127.0.0.1:19092"
         )
     })
 }
@@ -349,21 +350,18 @@ fn plain_consumer(group: Option<&str>) -> BaseConsumer {
     c.create().unwrap()
 }
 
-/// End offsets (last offset + 1) of every partition of a topic, found by consuming to the end.
-///
-/// Not via ListOffsets: tansu 0.6 answers "latest" with the base offset of the last record
-/// batch + 1 instead of the log end offset (see docs/ARCHITECTURE.md). Fetch responses carry
-/// the right high watermark, so partition EOF is exact.
+/// High watermarks of every partition of a topic (ListOffsets).
 pub fn high_watermarks(topic: &str) -> BTreeMap<i32, i64> {
-    let mut ends = BTreeMap::new();
-    for r in read_all(topic) {
-        let e = ends.entry(r.partition).or_insert(0);
-        *e = (*e).max(r.offset + 1);
-    }
-    for p in partitions(topic) {
-        ends.entry(p).or_insert(0);
-    }
-    ends
+    let c = plain_consumer(None);
+    partitions(topic)
+        .into_iter()
+        .map(|p| {
+            let (_, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            (p, high)
+        })
+        .collect()
 }
 
 fn partitions(topic: &str) -> Vec<i32> {
@@ -432,12 +430,24 @@ pub struct Record {
     pub offset: i64,
 }
 
-/// Reads a topic from the beginning to its end (partition EOF on every partition).
+/// Reads a topic from the beginning to its end (partition EOF on every partition), aborted
+/// transactions included (read_uncommitted, librdkafka's default).
 pub fn read_all(topic: &str) -> Vec<Record> {
+    read_all_as(topic, "read_uncommitted")
+}
+
+/// Reads a topic as a read_committed subscriber does: to the last stable offset, committed
+/// transactions only.
+pub fn read_committed(topic: &str) -> Vec<Record> {
+    read_all_as(topic, "read_committed")
+}
+
+fn read_all_as(topic: &str, isolation: &str) -> Vec<Record> {
     let parts = partitions(topic);
     let mut c = leadscore::kafka::client_config(&brokers(), &BTreeMap::new());
     c.set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
         .set("enable.partition.eof", "true");
     let c: BaseConsumer = c.create().unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -488,10 +498,118 @@ pub fn read_all(topic: &str) -> Vec<Record> {
 
 /// sales_ready values of an output topic.
 pub fn outputs(topic: &str) -> Vec<Value> {
-    read_all(topic)
+    values(&read_all(topic))
+}
+
+/// sales_ready values of an output topic as a read_committed subscriber sees them, duplicates
+/// kept.
+pub fn committed_outputs(topic: &str) -> Vec<Value> {
+    values(&read_committed(topic))
+}
+
+fn values(records: &[Record]) -> Vec<Value> {
+    records
         .iter()
         .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
         .collect()
+}
+
+/// A private Apache Kafka (one node or three) started with scripts/start-kafka.sh in its own
+/// run dir, for tests that kill brokers. Stopped and wiped on drop.
+pub struct OwnKafka {
+    pub port: u16,
+    pub nodes: u16,
+    run_dir: PathBuf,
+}
+
+impl OwnKafka {
+    /// Starts `nodes` nodes (1 or 3) on client ports `port..port + nodes`.
+    pub fn start(nodes: u16) -> OwnKafka {
+        let port = free_port_block(nodes);
+        let k = OwnKafka {
+            port,
+            nodes,
+            run_dir: std::env::temp_dir().join(unique("own-kafka")),
+        };
+        k.script("start-kafka.sh", &["--nodes", &nodes.to_string()]);
+        k
+    }
+
+    /// Bootstrap servers of every node.
+    pub fn bootstrap(&self) -> String {
+        (0..self.nodes)
+            .map(|i| format!("127.0.0.1:{}", self.port + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn script(&self, name: &str, args: &[&str]) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
+        let out = Command::new(&script)
+            .args(args)
+            .arg(self.port.to_string())
+            .env("LEADSCORE_RUN_DIR", &self.run_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// kill -9 of node `i` (1-based): no controlled shutdown, nothing flushed.
+    pub fn kill9(&self, i: u16) {
+        let pidfile = self
+            .run_dir
+            .join(format!("kafka-{}-node-{i}.pid", self.port));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        let _ = std::fs::remove_file(pidfile);
+        // The port is free once the process is gone.
+        wait_until(
+            Duration::from_secs(30),
+            || TcpStream::connect(("127.0.0.1", self.port + i - 1)).is_err(),
+            || format!("node {i} still answers after kill -9"),
+        );
+    }
+
+    /// Starts node `i` again on its log dir.
+    pub fn restart(&self, i: u16) {
+        self.script(
+            "start-kafka.sh",
+            &["--nodes", &self.nodes.to_string(), "--only", &i.to_string()],
+        );
+    }
+}
+
+impl Drop for OwnKafka {
+    fn drop(&mut self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stop-kafka.sh");
+        let _ = Command::new(script)
+            .args(["--wipe", &self.port.to_string()])
+            .env("LEADSCORE_RUN_DIR", &self.run_dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+/// A free block of `n` client ports whose controller ports (+1000) are free too.
+fn free_port_block(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > 60_000 {
+            continue;
+        }
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if (0..n).all(|i| free(base + i) && free(base + 1000 + i)) {
+            return base;
+        }
+    }
 }
 
 /// Per lead, the sequence of (event_id, score, trigger) — the order that matters.
