@@ -127,6 +127,7 @@ impl Pipeline {
         }
         let started = Instant::now();
         self.take_confirmed_commits(consumer);
+        self.advance_past_control_records(consumer);
         let only = if self.guarantee() == Guarantee::ExactlyOnce {
             None
         } else {
@@ -294,6 +295,28 @@ impl Pipeline {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Transaction markers (control records) are never delivered, but librdkafka moves the
+    /// consumer's position past them once every message before them was delivered; taking that
+    /// position lets committed offsets reach the end of a transactional partition. (A seek
+    /// invalidates the position until the next delivery, so a rewind is never skipped.)
+    fn advance_past_control_records(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        let Ok(position) = consumer.position() else {
+            return;
+        };
+        let shards = self.shared.shards.lock().unwrap();
+        for e in position.elements() {
+            let Offset::Offset(o) = e.offset() else {
+                continue;
+            };
+            if !shards.contains_key(&e.partition()) {
+                continue;
+            }
+            let key = (self.topic_index(e.topic()), e.partition());
+            let next = self.positions.next.entry(key).or_insert(o);
+            *next = (*next).max(o);
         }
     }
 
