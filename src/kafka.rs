@@ -39,10 +39,20 @@ pub async fn ensure_topics(
         .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(-1)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
-    let results = admin
-        .create_topics(new.iter(), &opts)
-        .await
-        .with_context(|| format!("cannot create topics on {brokers}"))?;
+    // A request can fail as a whole while the client settles its broker connections (e.g.
+    // `DestroyBroker` just after a cluster starts): retried; per-topic errors are not.
+    let mut attempt = 1;
+    let results = loop {
+        match admin.create_topics(new.iter(), &opts).await {
+            Ok(r) => break r,
+            Err(e) if attempt < 3 => {
+                tracing::warn!("creating topics on {brokers}: {e}; retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create topics on {brokers}")),
+        }
+    };
     for r in results {
         match r {
             Ok(_) | Err((_, Code::TopicAlreadyExists)) => {}

@@ -489,7 +489,8 @@ fn read_all_as(topic: &str, isolation: &str) -> Vec<Record> {
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            // A broker of a cluster may be down (the three-broker test): librdkafka retries.
+            Some(Err(e)) => eprintln!("reading {topic}: {e}"),
             None => {}
         }
     }
