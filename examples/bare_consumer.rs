@@ -21,6 +21,8 @@ fn main() {
         .set("group.id", format!("bare-{}", std::process::id()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        // As the service reads its input.
+        .set("isolation.level", "read_committed")
         .create()
         .expect("consumer");
     consumer.subscribe(&[topic.as_str()]).expect("subscribe");

@@ -14,9 +14,9 @@ export LEADSCORE_RUN_DIR="$WORK"
 cargo build --release --locked --bin leadscore --example bare_consumer 2>&1 | grep -E "^\s*(Finished|error)" || true
 BIN="$CARGO_TARGET_DIR/release/leadscore"
 BARE="$CARGO_TARGET_DIR/release/examples/bare_consumer"
-scripts/start-broker.sh "$PORT"
+scripts/start-kafka.sh "$PORT"
 SVC=""
-trap '[ -n "$SVC" ] && kill $SVC 2>/dev/null; scripts/stop-broker.sh "$PORT" >/dev/null' EXIT
+trap '[ -n "$SVC" ] && kill $SVC 2>/dev/null; scripts/stop-kafka.sh --wipe "$PORT" >/dev/null' EXIT
 "$BIN" topics create --brokers "$B" bench-in:8 bench-out:4 bench-dlq:1 live-in:8
 
 echo "== preload"

@@ -16,8 +16,8 @@ export LEADSCORE_RUN_DIR="$WORK"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "1/5 broker"
-scripts/start-broker.sh "$PORT"
+say "1/5 broker (Apache Kafka, KRaft, one node on loopback; the first run fetches its jars from Maven Central)"
+scripts/start-kafka.sh "$PORT"
 say "2/5 build (release; the first build compiles librdkafka and takes a few minutes)"
 cargo build --release --locked 2>&1 | grep -E "^\s*(Compiling leadscore|Finished|error)" || true
 [ -x "$BIN" ] || { echo "build failed" >&2; exit 1; }
@@ -30,7 +30,7 @@ cleanup() {
     kill -TERM "$SVC_PID"; wait "$SVC_PID" 2>/dev/null && echo "service: stopped cleanly (exit 0, offsets committed)" || echo "service: exit $?"
   fi
   [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null || true
-  "$ROOT/scripts/stop-broker.sh" "$PORT" || true
+  "$ROOT/scripts/stop-kafka.sh" --wipe "$PORT" || true
   echo "logs and data: $WORK"
 }
 trap cleanup EXIT

@@ -286,13 +286,12 @@ impl Config {
                 }
             }
             "LEADSCORE_ASSIGNMENT" => {
-                self.assignment = match enum_value("range or cooperative-sticky or consumer")?
-                    .as_str()
-                {
-                    "cooperative-sticky" => Assignment::CooperativeSticky,
-                    "consumer" => Assignment::Consumer,
-                    _ => Assignment::Range,
-                }
+                self.assignment =
+                    match enum_value("range or cooperative-sticky or consumer")?.as_str() {
+                        "cooperative-sticky" => Assignment::CooperativeSticky,
+                        "consumer" => Assignment::Consumer,
+                        _ => Assignment::Range,
+                    }
             }
             "LEADSCORE_INPUT_FORMAT" => {
                 self.input_format = match enum_value("auto or json or protobuf")?.as_str() {
@@ -397,7 +396,10 @@ impl Config {
             ("partition.assignment.strategy", "assignment"),
             ("group.protocol", "assignment"),
             ("group.remote.assignor", "assignment"),
-            ("isolation.level", "guarantee (input is always read_committed)"),
+            (
+                "isolation.level",
+                "guarantee (input is always read_committed)",
+            ),
             ("transactional.id", "guarantee / instance_id"),
         ] {
             if self.kafka.contains_key(key) {

@@ -243,7 +243,17 @@ enum WireFormat {
     Protobuf,
 }
 
+/// Exit code of a panic anywhere (a librdkafka callback thread, the HTTP runtime, a restore
+/// thread): the process stops at once instead of living on with a dead thread.
+const PANIC_EXIT: i32 = 101;
+
 fn main() -> ExitCode {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("leadscore: a thread panicked; exiting with code {PANIC_EXIT}");
+        std::process::exit(PANIC_EXIT);
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(a) => cmd_replay(a),

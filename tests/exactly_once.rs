@@ -110,8 +110,10 @@ fn a_zombie_thawed_after_its_partitions_moved_changes_nothing_visible() {
             ("LEADSCORE_KAFKA_HEARTBEAT_INTERVAL_MS", "500"),
         ]
     };
-    let (dir_a, dir_b): (&'static str, &'static str) =
-        (Box::leak(dir_a.into_boxed_str()), Box::leak(dir_b.into_boxed_str()));
+    let (dir_a, dir_b): (&'static str, &'static str) = (
+        Box::leak(dir_a.into_boxed_str()),
+        Box::leak(dir_b.into_boxed_str()),
+    );
     let mut a = Service::start(&n, &env(dir_a, "zombie-a"));
     a.wait_ready(READY);
     let ends = produce_records(&n.input, first);
@@ -129,7 +131,10 @@ fn a_zombie_thawed_after_its_partitions_moved_changes_nothing_visible() {
         || owned(&b).len() == 4,
         || format!("B never took over:\n{}", b.log_text()),
     );
-    eprintln!("B owned every partition {:?} after A froze", frozen.elapsed());
+    eprintln!(
+        "B owned every partition {:?} after A froze",
+        frozen.elapsed()
+    );
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&b]);
 
     // Thaw A: whatever it sends now belongs to a fenced generation.
@@ -140,13 +145,15 @@ fn a_zombie_thawed_after_its_partitions_moved_changes_nothing_visible() {
     std::thread::sleep(Duration::from_secs(3));
     let log_a = a.log_text();
     assert!(
-        log_a.contains("lost") || log_a.contains("fenced") || log_a.contains("Fenced")
+        log_a.contains("lost")
+            || log_a.contains("fenced")
+            || log_a.contains("Fenced")
             || log_a.contains("revoked"),
         "the zombie noticed it lost its partitions:\n{log_a}"
     );
     let alive: Vec<&Service> = [&a, &b]
         .into_iter()
-        .filter(|s| owned(s).len() > 0)
+        .filter(|s| !owned(s).is_empty())
         .collect();
     wait_all_committed(&n.group, &n.input, &ends, DONE, &alive);
     assert_exactly_replay(&n, &records, &alive);

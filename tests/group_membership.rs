@@ -27,8 +27,7 @@ fn check(n: &Names, records: &[leadscore::gen::GenRecord], services: &[&Service]
 }
 
 #[test]
-fn a_static_member_restarted_within_the_session_timeout_gets_its_partitions_without_a_rebalance()
-{
+fn a_static_member_restarted_within_the_session_timeout_gets_its_partitions_without_a_rebalance() {
     let n = Names::new("static");
     create_topics(&n, 8);
     let records = stream(3_000, 61);

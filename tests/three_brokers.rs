@@ -86,7 +86,11 @@ fn killing_a_partition_leader_of_three_brokers_loses_and_duplicates_nothing() {
     assert_ne!(leader_of(&n.input, 0), victim, "leadership moved");
     let (want, leads, engine) = reference(&records);
     let got = committed_outputs(&n.output);
-    assert_eq!(got.len(), want.len(), "sales_ready count, duplicates counted");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "sales_ready count, duplicates counted"
+    );
     assert_same_sequences(&by_lead(&got), &by_lead(&want));
     assert_scores_match(&[&svc], &leads, &engine);
     kafka.restart(victim as u16);

@@ -54,7 +54,9 @@ fn produce_transactionally(
             .iter()
             .map(|r| (r.lead_id.clone(), r.json_line()))
             .for_each(|kv| send(&kv));
-        producer.commit_transaction(Duration::from_secs(30)).unwrap();
+        producer
+            .commit_transaction(Duration::from_secs(30))
+            .unwrap();
     }
 }
 
@@ -68,7 +70,9 @@ fn committed_transactional_input_scores_as_replay_and_aborted_events_never_count
     let poison: Vec<(String, String)> = stream(3_000, 52)
         .iter()
         .map(|r| {
-            let line = r.json_line().replace("\"event_id\":\"", "\"event_id\":\"aborted-");
+            let line = r
+                .json_line()
+                .replace("\"event_id\":\"", "\"event_id\":\"aborted-");
             (r.lead_id.clone(), line)
         })
         .collect();
@@ -86,11 +90,19 @@ fn committed_transactional_input_scores_as_replay_and_aborted_events_never_count
     wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(180), &[&svc]);
     let (want, leads, engine) = reference(&records);
     let got = outputs(&n.output);
-    assert_eq!(got.len(), want.len(), "sales_ready count, duplicates counted");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "sales_ready count, duplicates counted"
+    );
     assert_same_sequences(&by_lead(&got), &by_lead(&want));
     assert_scores_match(&[&svc], &leads, &engine);
     let valid = svc.metric("leadscore_events_total") + svc.metric("leadscore_invalid_total");
-    assert_eq!(valid as usize, records.len(), "every committed event, nothing aborted");
+    assert_eq!(
+        valid as usize,
+        records.len(),
+        "every committed event, nothing aborted"
+    );
     let log = svc.log_text();
     assert!(!log.contains("WARN"), "no warnings on gaps:\n{log}");
 }

@@ -48,13 +48,18 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<i32> {
 impl Pipeline {
     /// Rebalance: partitions assigned. Plans their restores, assigns them at their resume
     /// offsets, pauses them until restored.
-    pub fn on_assign(&mut self, consumer: &BaseConsumer<GroupContext>, tpl: &mut TopicPartitionList) {
+    pub fn on_assign(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        tpl: &mut TopicPartitionList,
+    ) {
         counter!("leadscore_rebalances_total", "kind" => "assign").increment(1);
         let parts = partitions_of(tpl);
         info!(?parts, "partitions assigned");
         if let Err(e) = self.plan_restores(consumer, tpl, &parts) {
-            self.shared
-                .fail(format!("cannot plan the restore of partitions {parts:?}: {e:#}"));
+            self.shared.fail(format!(
+                "cannot plan the restore of partitions {parts:?}: {e:#}"
+            ));
         }
         let assigned = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
@@ -162,7 +167,11 @@ impl Pipeline {
     /// Rebalance: partitions revoked. Checkpoints them (unless the assignment was lost: then
     /// another member already owns them and nothing may be written), drops their state and
     /// unassigns them.
-    pub fn on_revoke(&mut self, consumer: &BaseConsumer<GroupContext>, tpl: &mut TopicPartitionList) {
+    pub fn on_revoke(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        tpl: &mut TopicPartitionList,
+    ) {
         counter!("leadscore_rebalances_total", "kind" => "revoke").increment(1);
         let parts = partitions_of(tpl);
         let lost = consumer.assignment_lost();

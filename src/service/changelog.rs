@@ -90,7 +90,10 @@ pub fn restore(
                 .and_then(|h| std::str::from_utf8(h.value?).ok())
                 .and_then(decode_offsets);
             let Some(at) = at else {
-                warn!(partition, "changelog record without offsets header: skipped");
+                warn!(
+                    partition,
+                    "changelog record without offsets header: skipped"
+                );
                 return;
             };
             if !within(&at, resume) {

@@ -100,7 +100,11 @@ impl Pipeline {
     }
 
     /// Acts on a failed checkpoint as [`CheckpointError::recovery`] says.
-    pub fn on_checkpoint_error(&mut self, consumer: &BaseConsumer<GroupContext>, e: CheckpointError) {
+    pub fn on_checkpoint_error(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        e: CheckpointError,
+    ) {
         match e.recovery() {
             Recovery::Nothing => info!("{e}"),
             Recovery::Exit => self.shared.fail(format!("checkpoint: {e}")),
@@ -167,10 +171,24 @@ impl Pipeline {
             }
             let header = changelog::encode_offsets(&offsets);
             for (id, bytes) in &changed {
-                producer::send_changelog(&self.producer, &self.changelog_topic, *p, id, Some(bytes), &header);
+                producer::send_changelog(
+                    &self.producer,
+                    &self.changelog_topic,
+                    *p,
+                    id,
+                    Some(bytes),
+                    &header,
+                );
             }
             for id in &removed {
-                producer::send_changelog(&self.producer, &self.changelog_topic, *p, id, None, &header);
+                producer::send_changelog(
+                    &self.producer,
+                    &self.changelog_topic,
+                    *p,
+                    id,
+                    None,
+                    &header,
+                );
             }
             writes.push(StoreWrite {
                 partition: *p,
@@ -208,9 +226,17 @@ impl Pipeline {
                     .group_metadata()
                     .ok_or_else(|| CheckpointError::Fatal("no consumer group metadata".into()))?;
                 if tpl.count() > 0 {
-                    txn_call("send_offsets_to_transaction", Duration::from_secs(120), || {
-                        producer.send_offsets_to_transaction(tpl, &meta, Duration::from_secs(30))
-                    })
+                    txn_call(
+                        "send_offsets_to_transaction",
+                        Duration::from_secs(120),
+                        || {
+                            producer.send_offsets_to_transaction(
+                                tpl,
+                                &meta,
+                                Duration::from_secs(30),
+                            )
+                        },
+                    )
                     .map_err(CheckpointError::from_txn)?;
                 }
                 // A commit that timed out is retried, never aborted: it may have succeeded.
@@ -227,9 +253,9 @@ impl Pipeline {
         }
         match producer::failures(&producer) {
             0 => Ok(()),
-            n if self.guarantee() == Guarantee::ExactlyOnce => Err(CheckpointError::Fatal(format!(
-                "{n} message(s) failed in a committed transaction"
-            ))),
+            n if self.guarantee() == Guarantee::ExactlyOnce => Err(CheckpointError::Fatal(
+                format!("{n} message(s) failed in a committed transaction"),
+            )),
             n => Err(CheckpointError::Undelivered(format!(
                 "{n} message(s) could not be delivered"
             ))),
@@ -435,9 +461,18 @@ mod tests {
             CheckpointError::Undelivered("x".into()).recovery(),
             Recovery::Rewind
         );
-        assert_eq!(CheckpointError::Aborted("x".into()).recovery(), Recovery::Rewind);
-        assert_eq!(CheckpointError::AssignmentLost.recovery(), Recovery::Nothing);
-        assert_eq!(CheckpointError::Fatal("x".into()).recovery(), Recovery::Exit);
+        assert_eq!(
+            CheckpointError::Aborted("x".into()).recovery(),
+            Recovery::Rewind
+        );
+        assert_eq!(
+            CheckpointError::AssignmentLost.recovery(),
+            Recovery::Nothing
+        );
+        assert_eq!(
+            CheckpointError::Fatal("x".into()).recovery(),
+            Recovery::Exit
+        );
     }
 
     #[test]

@@ -151,8 +151,12 @@ impl ConsumerContext for GroupContext {
     ) {
         let mut pipeline = self.pipeline.lock().unwrap();
         match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => pipeline.on_assign(consumer, tpl),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => pipeline.on_revoke(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                pipeline.on_assign(consumer, tpl)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                pipeline.on_revoke(consumer, tpl)
+            }
             other => {
                 let code: RDKafkaErrorCode = other.into();
                 error!("rebalance error: {code}; releasing the assignment");
@@ -195,7 +199,11 @@ mod tests {
             RDKafkaErrorCode::GroupAuthorizationFailed,
         ] {
             let e = KafkaError::MessageConsumption(code);
-            assert_eq!(classify_consumer_error(&e), ConsumerErrorClass::Fatal, "{code:?}");
+            assert_eq!(
+                classify_consumer_error(&e),
+                ConsumerErrorClass::Fatal,
+                "{code:?}"
+            );
         }
     }
 

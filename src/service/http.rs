@@ -47,11 +47,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 
 async fn healthz(State(s): State<AppState>) -> Response {
     if let Some(why) = s.shared.failure() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("failed: {why}\n"),
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {why}\n")).into_response();
     }
     let idle = now_micros() / 1000 - s.shared.heartbeat_ms.load(Ordering::Relaxed);
     if idle > STALL_MS {

@@ -179,7 +179,10 @@ mod tests {
     fn gaps_in_offsets_are_applied_and_only_reflected_offsets_are_skipped() {
         assert!(is_new(None, 0));
         assert!(is_new(Some(5), 5));
-        assert!(is_new(Some(5), 9), "a gap (transaction marker, compaction) is normal");
+        assert!(
+            is_new(Some(5), 9),
+            "a gap (transaction marker, compaction) is normal"
+        );
         assert!(!is_new(Some(5), 4));
     }
 

@@ -120,7 +120,13 @@ impl Pipeline {
     }
 
     /// Decodes and applies one message, emitting its output.
-    fn score(&mut self, engine: &Engine, leads: &mut LeadTable, t: usize, msg: &BorrowedMessage<'_>) {
+    fn score(
+        &mut self,
+        engine: &Engine,
+        leads: &mut LeadTable,
+        t: usize,
+        msg: &BorrowedMessage<'_>,
+    ) {
         let payload = msg.payload().unwrap_or_default();
         match decode(payload, msg.key(), self.cfg.input_format) {
             Err(e) => {
@@ -129,7 +135,12 @@ impl Pipeline {
                     source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
                     "invalid event to dead letters: {e}"
                 );
-                producer::send_dead_letter(&self.producer, &self.cfg.dlq_topic, msg, &e.to_string());
+                producer::send_dead_letter(
+                    &self.producer,
+                    &self.cfg.dlq_topic,
+                    msg,
+                    &e.to_string(),
+                );
             }
             Ok(ev) => {
                 *self.counts.events.entry((t, ev.kind)).or_default() += 1;

@@ -112,9 +112,11 @@ pub fn classify_txn_error(e: &KafkaError) -> TxnErrorClass {
         KafkaError::Transaction(r) if r.txn_requires_abort() => TxnErrorClass::Abort,
         KafkaError::Transaction(r) if r.is_retriable() => TxnErrorClass::Retry,
         _ => match e.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fatal) => {
-                TxnErrorClass::Fatal
-            }
+            Some(
+                RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::Fatal,
+            ) => TxnErrorClass::Fatal,
             _ => TxnErrorClass::Abort,
         },
     }

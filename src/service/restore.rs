@@ -165,8 +165,7 @@ pub fn rebuild_from_input(
             Some(*until),
             cancel,
             |m| {
-                if let Ok(ev) = decode(m.payload().unwrap_or_default(), m.key(), cfg.input_format)
-                {
+                if let Ok(ev) = decode(m.payload().unwrap_or_default(), m.key(), cfg.input_format) {
                     engine.apply_to(&mut leads, &ev);
                 }
             },

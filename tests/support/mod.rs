@@ -545,7 +545,9 @@ impl OwnKafka {
     }
 
     fn script(&self, name: &str, args: &[&str]) {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join(name);
         let out = Command::new(&script)
             .args(args)
             .arg(self.port.to_string())
