@@ -171,6 +171,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// A value that fails validation (after the file and the environment were read).
+    fn invalid(field: &str, problem: String, fix: &str) -> Self {
+        ConfigError {
+            source: "configuration".into(),
+            field: field.into(),
+            problem,
+            fix: fix.into(),
+        }
+    }
+}
+
 /// Environment variables the service reads (besides `LEADSCORE_KAFKA_*`).
 pub const ENV_KEYS: [(&str, &str); 20] = [
     ("LEADSCORE_BROKERS", "brokers"),
@@ -330,12 +342,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &str, problem: String, fix: &str| ConfigError {
-            source: "configuration".into(),
-            field: field.into(),
-            problem,
-            fix: fix.into(),
-        };
+        let bad = ConfigError::invalid;
         if self.brokers.trim().is_empty() {
             return Err(bad(
                 "brokers",
@@ -381,6 +388,27 @@ impl Config {
             ));
         }
         self.statistics_every()?;
+        self.validate_group()?;
+        for reserved in [
+            "group.id",
+            "bootstrap.servers",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+        ] {
+            if self.kafka.contains_key(reserved) {
+                return Err(bad(
+                    &format!("kafka.\"{reserved}\""),
+                    "is managed by leadscore".into(),
+                    "use brokers / group_id, and leave offset handling to the service",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Assignment and the librdkafka properties leadscore manages itself.
+    fn validate_group(&self) -> Result<(), ConfigError> {
+        let bad = ConfigError::invalid;
         if self.assignment == Assignment::CooperativeSticky && self.input_topics.len() > 1 {
             return Err(bad(
                 "assignment",
@@ -420,20 +448,6 @@ impl Config {
                          group.consumer.heartbeat.interval.ms on the broker",
                     ));
                 }
-            }
-        }
-        for reserved in [
-            "group.id",
-            "bootstrap.servers",
-            "enable.auto.commit",
-            "enable.auto.offset.store",
-        ] {
-            if self.kafka.contains_key(reserved) {
-                return Err(bad(
-                    &format!("kafka.\"{reserved}\""),
-                    "is managed by leadscore".into(),
-                    "use brokers / group_id, and leave offset handling to the service",
-                ));
             }
         }
         Ok(())
@@ -525,6 +539,37 @@ mod tests {
         assert_eq!(c.guarantee, Guarantee::ExactlyOnce);
         assert_eq!(c.kafka["security.protocol"], "SASL_SSL");
         assert_eq!(c.kafka["sasl.username"], "u");
+    }
+
+    #[test]
+    fn assignment_choices_that_would_break_co_partitioning_or_the_protocol_are_refused() {
+        let c = Config::load_with_env(None, env(&[("LEADSCORE_ASSIGNMENT", "consumer")])).unwrap();
+        assert_eq!(c.assignment, Assignment::Consumer);
+        let e = Config::load_with_env(
+            None,
+            env(&[
+                ("LEADSCORE_ASSIGNMENT", "cooperative-sticky"),
+                ("LEADSCORE_INPUT_TOPICS", "web,email"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "assignment");
+        assert!(e.fix.contains("range"), "{e}");
+        let e = Config::load_with_env(
+            None,
+            env(&[
+                ("LEADSCORE_ASSIGNMENT", "consumer"),
+                ("LEADSCORE_KAFKA_SESSION_TIMEOUT_MS", "6000"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("session.timeout.ms"), "{e}");
+        let e = Config::load_with_env(
+            None,
+            env(&[("LEADSCORE_KAFKA_ISOLATION_LEVEL", "read_uncommitted")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("managed by leadscore"), "{e}");
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub const TOP_SIGNALS: usize = 5;
 pub enum Outcome {
     /// Scored; `Some` when the lead crossed the threshold.
     Scored(Option<Box<SalesReady>>),
-    /// Bot activity: ignored (SPEC §4.5).
+    /// Bot activity: ignored (SPEC §4, bots).
     Bot,
-    /// Event id among the lead's last 16 scored: ignored (SPEC §4.6).
+    /// Event id among the lead's last 16 scored: ignored (SPEC §4, duplicates).
     Duplicate,
 }
 
@@ -130,7 +130,7 @@ impl Engine {
         let s_post = st.score();
         st.remember(id_hash);
 
-        // Qualification with hysteresis (SPEC §4.7).
+        // Qualification with hysteresis (SPEC §4, qualification).
         if !st.armed && (s_pre < rules.rearm_below || s_post < rules.rearm_below) {
             st.armed = true;
         }

@@ -139,7 +139,7 @@ struct ModelToml {
     scale: f64,
 }
 
-/// Bot-activity filter for email opens and clicks (SPEC §4.5).
+/// Bot-activity filter for email opens and clicks (SPEC §4, bots).
 #[derive(Debug, Clone)]
 pub struct BotFilter {
     /// Activity sooner than this after `sent_at` is a bot (microseconds; 0 disables).
@@ -398,7 +398,7 @@ impl Rules {
             err(
                 "TOML",
                 e.to_string().trim_end().to_string(),
-                "see the rules file format in SPEC §3 and examples/rules.toml",
+                "see the rules file format in docs/SPEC.md §3 and examples/rules.toml",
             )
         })?;
         let digest = Sha256::digest(bytes);

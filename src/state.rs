@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use crate::rules::Rules;
 use crate::time::Micros;
 
-/// How many recent scored event ids a lead remembers for deduplication (SPEC §4.6).
+/// How many recent scored event ids a lead remembers for deduplication (SPEC §4, duplicates).
 pub const DEDUP_WINDOW: usize = 16;
 /// Cap counters are kept for this many UTC days behind the lead clock; a late event older than
 /// that for a capped rule contributes nothing (its day's count is no longer known).

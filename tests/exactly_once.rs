@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -13,47 +12,6 @@ use support::*;
 
 const READY: Duration = Duration::from_secs(90);
 const DONE: Duration = Duration::from_secs(300);
-
-fn state_dir(name: &str) -> String {
-    let d: PathBuf = std::env::temp_dir().join(unique(name));
-    d.to_string_lossy().to_string()
-}
-
-/// Produces records in a background thread at `rate` per second.
-fn produce_in_background(
-    topic: String,
-    records: Vec<leadscore::gen::GenRecord>,
-    rate: f64,
-) -> std::thread::JoinHandle<Ends> {
-    let brokers = brokers();
-    std::thread::spawn(move || {
-        leadscore::kafka::produce_all(
-            &brokers,
-            &Default::default(),
-            &topic,
-            records
-                .iter()
-                .map(|r| (r.lead_id.clone(), r.json_line().into_bytes())),
-            Some(rate),
-            |_| {},
-        )
-        .expect("produce")
-        .1
-    })
-}
-
-/// Every sales_ready of replay, once, per lead in order, and every lead's score.
-fn assert_exactly_replay(n: &Names, records: &[leadscore::gen::GenRecord], services: &[&Service]) {
-    let (want, leads, engine) = reference(records);
-    let got = committed_outputs(&n.output);
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "read_committed sales_ready count (duplicates counted) vs replay"
-    );
-    assert_same_sequences(&by_lead(&got), &by_lead(&want));
-    assert_scores_match(services, &leads, &engine);
-}
 
 #[test]
 fn kill_9_ten_times_under_exactly_once_duplicates_and_loses_nothing() {
@@ -73,7 +31,7 @@ fn kill_9_ten_times_under_exactly_once_duplicates_and_loses_nothing() {
     let mut svc = Service::start(&n, &env);
     svc.wait_ready(READY);
     // ~50 s of stream; every kill falls inside it.
-    let producer = produce_in_background(n.input.clone(), records.clone(), 4_000.0);
+    let producer = produce_in_background(&n.input, &records, 4_000.0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let started = Instant::now();
     for kill in 0..10 {
@@ -90,7 +48,7 @@ fn kill_9_ten_times_under_exactly_once_duplicates_and_loses_nothing() {
     let ends = producer.join().unwrap();
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&svc]);
     svc.wait_ready(READY);
-    assert_exactly_replay(&n, &records, &[&svc]);
+    assert_replay_exactly(&n, &records, &[&svc]);
 }
 
 #[test]
@@ -120,7 +78,7 @@ fn a_zombie_thawed_after_its_partitions_moved_changes_nothing_visible() {
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&a]);
 
     // Freeze A in the middle of a stream: it holds scored, uncommitted work.
-    let producer = produce_in_background(n.input.clone(), second.to_vec(), 3_000.0);
+    let producer = produce_in_background(&n.input, second, 3_000.0);
     std::thread::sleep(Duration::from_millis(700));
     assert!(a.signal("STOP"));
     let frozen = Instant::now();
@@ -156,6 +114,6 @@ fn a_zombie_thawed_after_its_partitions_moved_changes_nothing_visible() {
         .filter(|s| !owned(s).is_empty())
         .collect();
     wait_all_committed(&n.group, &n.input, &ends, DONE, &alive);
-    assert_exactly_replay(&n, &records, &alive);
+    assert_replay_exactly(&n, &records, &alive);
     drop(b);
 }

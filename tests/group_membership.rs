@@ -1,30 +1,16 @@
 //! Consumer group membership on Apache Kafka: static membership (a restart within the session
-//! timeout takes its partitions back with no rebalance), and the incremental assignment
-//! protocols — classic `cooperative-sticky` and Kafka 4's consumer protocol (KIP-848) — through
-//! a 1 → 3 → 1 scaling run whose results equal `replay`.
+//! timeout takes its partitions back with no rebalance), and each assignment — classic eager
+//! `range`, classic `cooperative-sticky` and Kafka 4's consumer protocol (KIP-848) — through a
+//! 1 → 3 → 1 scaling run whose results equal `replay`.
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const READY: Duration = Duration::from_secs(90);
 const DONE: Duration = Duration::from_secs(300);
-
-fn state_dir(name: &str) -> String {
-    let d: PathBuf = std::env::temp_dir().join(unique(name));
-    d.to_string_lossy().to_string()
-}
-
-fn check(n: &Names, records: &[leadscore::gen::GenRecord], services: &[&Service]) {
-    let (want, leads, engine) = reference(records);
-    // at_least_once: a rebalance may re-send a sales_ready with the same event_id.
-    let got = unique_outputs(&n.output);
-    assert_same_sequences(&by_lead(&got), &by_lead(&want));
-    assert_scores_match(services, &leads, &engine);
-}
 
 #[test]
 fn a_static_member_restarted_within_the_session_timeout_gets_its_partitions_without_a_rebalance() {
@@ -83,7 +69,7 @@ fn a_static_member_restarted_within_the_session_timeout_gets_its_partitions_with
         ready_after < Duration::from_secs(30),
         "back before the session timeout"
     );
-    check(&n, &records, &[&x, &y]);
+    assert_replay_at_least_once(&n, &records, &[&x, &y]);
 }
 
 /// 1 → 3 → 1 instances under an assignment, with the stream produced in three parts.
@@ -132,7 +118,18 @@ fn scale_1_3_1(assignment: &str, extra: &[(&str, &str)]) {
         log.contains(&format!("assignment=\"{assignment}\"")),
         "ran under {assignment}:\n{log}"
     );
-    check(&n, &records, &[&a]);
+    assert_replay_at_least_once(&n, &records, &[&a]);
+}
+
+#[test]
+fn eager_range_scales_1_to_3_to_1_with_every_result_kept() {
+    scale_1_3_1(
+        "range",
+        &[
+            ("LEADSCORE_KAFKA_SESSION_TIMEOUT_MS", "6000"),
+            ("LEADSCORE_KAFKA_HEARTBEAT_INTERVAL_MS", "500"),
+        ],
+    );
 }
 
 #[test]

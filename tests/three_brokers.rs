@@ -43,23 +43,7 @@ fn killing_a_partition_leader_of_three_brokers_loses_and_duplicates_nothing() {
     ];
     let mut svc = Service::start(&n, &env);
     svc.wait_ready(Duration::from_secs(120));
-    let producer = {
-        let (topic, records, brokers) = (n.input.clone(), records.clone(), brokers());
-        std::thread::spawn(move || {
-            leadscore::kafka::produce_all(
-                &brokers,
-                &BTreeMap::new(),
-                &topic,
-                records
-                    .iter()
-                    .map(|r| (r.lead_id.clone(), r.json_line().into_bytes())),
-                Some(3_000.0),
-                |_| {},
-            )
-            .expect("produce")
-            .1
-        })
-    };
+    let producer = produce_in_background(&n.input, &records, 3_000.0);
     wait_until(
         Duration::from_secs(120),
         || committed(&n.group, &n.input).values().sum::<i64>() >= (records.len() / 5) as i64,
@@ -84,14 +68,6 @@ fn killing_a_partition_leader_of_three_brokers_loses_and_duplicates_nothing() {
         svc.log_text()
     );
     assert_ne!(leader_of(&n.input, 0), victim, "leadership moved");
-    let (want, leads, engine) = reference(&records);
-    let got = committed_outputs(&n.output);
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "sales_ready count, duplicates counted"
-    );
-    assert_same_sequences(&by_lead(&got), &by_lead(&want));
-    assert_scores_match(&[&svc], &leads, &engine);
+    assert_replay_exactly(&n, &records, &[&svc]);
     kafka.restart(victim as u16);
 }

@@ -88,15 +88,7 @@ fn committed_transactional_input_scores_as_replay_and_aborted_events_never_count
         records.len()
     );
     wait_all_committed(&n.group, &n.input, &ends, Duration::from_secs(180), &[&svc]);
-    let (want, leads, engine) = reference(&records);
-    let got = outputs(&n.output);
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "sales_ready count, duplicates counted"
-    );
-    assert_same_sequences(&by_lead(&got), &by_lead(&want));
-    assert_scores_match(&[&svc], &leads, &engine);
+    assert_replay_exactly(&n, &records, &[&svc]);
     let valid = svc.metric("leadscore_events_total") + svc.metric("leadscore_invalid_total");
     assert_eq!(
         valid as usize,

@@ -268,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retriable_error_past_the_deadline_becomes_fatal() {
+    fn a_fatal_error_is_never_retried() {
         let mut calls = 0;
         let r = txn_call("test", Duration::ZERO, || {
             calls += 1;

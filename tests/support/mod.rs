@@ -655,3 +655,55 @@ pub fn assert_same_sequences(
         }
     }
 }
+
+/// A state directory of its own for one instance.
+pub fn state_dir(name: &str) -> String {
+    std::env::temp_dir()
+        .join(unique(name))
+        .to_string_lossy()
+        .to_string()
+}
+
+/// Produces records (idempotent producer) in a background thread at `rate` per second; the
+/// thread returns the end offsets.
+pub fn produce_in_background(
+    topic: &str,
+    records: &[GenRecord],
+    rate: f64,
+) -> std::thread::JoinHandle<Ends> {
+    let (topic, brokers) = (topic.to_string(), brokers());
+    let lines: Vec<(String, Vec<u8>)> = records
+        .iter()
+        .map(|r| (r.lead_id.clone(), r.json_line().into_bytes()))
+        .collect();
+    std::thread::spawn(move || {
+        // Retries outlast a broker restart or a leader change.
+        let settings = [("message.timeout.ms".to_string(), "120000".to_string())].into();
+        leadscore::kafka::produce_all(&brokers, &settings, &topic, lines, Some(rate), |_| {})
+            .expect("produce")
+            .1
+    })
+}
+
+/// at_least_once: per lead, the sales_ready sequence of `replay` (a re-sent event, same id, is
+/// allowed), and every lead's score.
+pub fn assert_replay_at_least_once(n: &Names, records: &[GenRecord], services: &[&Service]) {
+    let (want, leads, engine) = reference(records);
+    let got = unique_outputs(&n.output);
+    assert_same_sequences(&by_lead(&got), &by_lead(&want));
+    assert_scores_match(services, &leads, &engine);
+}
+
+/// Exactly the sales_ready events of `replay`, duplicates counted (read as a read_committed
+/// subscriber does), and every lead's score.
+pub fn assert_replay_exactly(n: &Names, records: &[GenRecord], services: &[&Service]) {
+    let (want, leads, engine) = reference(records);
+    let got = committed_outputs(&n.output);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "sales_ready count (duplicates counted) vs replay"
+    );
+    assert_same_sequences(&by_lead(&got), &by_lead(&want));
+    assert_scores_match(services, &leads, &engine);
+}
