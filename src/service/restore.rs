@@ -31,8 +31,8 @@ use crate::leads::LeadTable;
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// A consumer for reading assigned partitions to their end: no group membership, no commits,
-/// partition EOF reported, only committed transactional data. Its fetch wait is short because
-/// the last fetch of every read waits for it in full.
+/// partition EOF reported, only committed transactional data. Its fetch wait is the service's
+/// short one: the last fetch of every read waits for it in full.
 pub fn reader(cfg: &Config) -> Result<BaseConsumer> {
     client_config(&cfg.brokers, &cfg.kafka)
         .set("group.id", format!("{}-restore", cfg.group_id))
@@ -40,7 +40,7 @@ pub fn reader(cfg: &Config) -> Result<BaseConsumer> {
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", crate::service::group::FETCH_WAIT_MS)
         .create()
         .context("cannot create a restore consumer")
 }
