@@ -12,7 +12,7 @@ trap 'scripts/stop-kafka.sh --wipe "$PORT" >/dev/null' EXIT
 export LEADSCORE_TEST_BROKERS="127.0.0.1:$PORT"
 log="$(mktemp)"
 set +e
-cargo test --lib --bins --tests "$@" 2>&1 | tee "$log"
+cargo test --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 grep -E "^test result:" "$log" | awk '{p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}'

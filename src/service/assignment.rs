@@ -30,6 +30,10 @@ use crate::service::pipeline::Pipeline;
 use crate::service::restore::rebuild_from_input;
 use crate::service::store::{Offsets, PartitionStore};
 
+/// How long an assignment waits for the group's committed offsets: longer than the
+/// transaction timeout of a previous owner that died mid-transaction.
+const COMMITTED_WAIT: Duration = Duration::from_secs(90);
+
 /// A partition being restored on its own thread.
 pub struct Restoring {
     plan: RestorePlan,
@@ -258,9 +262,23 @@ fn committed_offsets(
     for e in tpl.elements() {
         query.add_partition(e.topic(), e.partition());
     }
-    let answer = consumer
-        .committed_offsets(query, Duration::from_secs(30))
-        .context("cannot read the group's committed offsets")?;
+    // Under read_committed, Kafka holds back offsets that a previous owner's open transaction
+    // is about to commit (KIP-447, "unstable offsets") until it commits or times out
+    // (`transaction.timeout.ms`): wait that long, then give up.
+    let deadline = Instant::now() + COMMITTED_WAIT;
+    let answer = loop {
+        match consumer.committed_offsets(query.clone(), Duration::from_secs(10)) {
+            Ok(answer) => break answer,
+            Err(e) if Instant::now() < deadline => {
+                warn!("committed offsets not available yet ({e}); a previous owner's transaction may still be open; retrying");
+            }
+            Err(e) => {
+                return Err(e).context(format!(
+                    "cannot read the group's committed offsets within {COMMITTED_WAIT:?}"
+                ))
+            }
+        }
+    };
     let mut out: BTreeMap<i32, Offsets> = BTreeMap::new();
     for e in answer.elements() {
         if let Offset::Offset(o) = e.offset() {

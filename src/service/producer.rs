@@ -51,6 +51,9 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+/// Default `transaction.timeout.ms` under exactly_once (Kafka's default is 60 s).
+pub const TRANSACTION_TIMEOUT_MS: &str = "20000";
+
 /// The producer type of the service.
 pub type OutputProducer = ThreadedProducer<DeliveryTracker>;
 
@@ -64,6 +67,11 @@ pub fn make_producer(cfg: &Config, failures: &Arc<AtomicU64>) -> Result<Arc<Outp
         .set("linger.ms", "5");
     if cfg.guarantee == Guarantee::ExactlyOnce {
         config.set("transactional.id", transactional_id(cfg));
+        if !cfg.kafka.contains_key("transaction.timeout.ms") {
+            // As Kafka Streams does (10 s there): a dead owner's open transaction blocks the
+            // next owner's read of committed offsets, and read_committed subscribers, this long.
+            config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        }
     }
     let producer: OutputProducer = config
         .create_with_context(DeliveryTracker {
