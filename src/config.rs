@@ -2,7 +2,6 @@
 //! then validation that names the source, the field and the fix.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,10 +146,11 @@ impl Default for Config {
 }
 
 /// A setting that cannot be used: where it came from, what is wrong, how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {field}: {problem}{}", crate::rules::fix_line(.fix))]
 pub struct ConfigError {
     /// `config file x.toml` or `environment`.
-    pub source: String,
+    pub origin: String,
     /// The field or variable.
     pub field: String,
     /// What is wrong.
@@ -159,23 +159,11 @@ pub struct ConfigError {
     pub fix: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.source, self.field, self.problem)?;
-        if !self.fix.is_empty() {
-            write!(f, "\n  fix: {}", self.fix)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl ConfigError {
     /// A value that fails validation (after the file and the environment were read).
     fn invalid(field: &str, problem: String, fix: &str) -> Self {
         ConfigError {
-            source: "configuration".into(),
+            origin: "configuration".into(),
             field: field.into(),
             problem,
             fix: fix.into(),
@@ -223,13 +211,13 @@ impl Config {
             Some(p) => {
                 let source = format!("config file {}", p.display());
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
-                    source: source.clone(),
+                    origin: source.clone(),
                     field: "file".into(),
                     problem: format!("cannot read: {e}"),
                     fix: "pass an existing file to --config, or omit --config to use the environment alone".into(),
                 })?;
                 toml::from_str::<Config>(&text).map_err(|e| ConfigError {
-                    source,
+                    origin: source,
                     field: "TOML".into(),
                     problem: e.to_string().trim_end().to_string(),
                     fix: "see docs/CONFIG.md for every key".into(),
@@ -246,7 +234,7 @@ impl Config {
 
     fn apply_env(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let bad = |problem: String, fix: &str| ConfigError {
-            source: "environment".into(),
+            origin: "environment".into(),
             field: format!("{key}={value}"),
             problem,
             fix: fix.into(),
@@ -456,7 +444,7 @@ impl Config {
     /// The HTTP listener address.
     pub fn http_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.http_addr.parse().map_err(|e| ConfigError {
-            source: "configuration".into(),
+            origin: "configuration".into(),
             field: "http_addr".into(),
             problem: format!("`{}` is not host:port ({e})", self.http_addr),
             fix: "use an IP and port such as 127.0.0.1:9464 or 0.0.0.0:9464".into(),
@@ -470,7 +458,7 @@ impl Config {
             Err(e) => Err(format!("`{v}`: {e}")),
         }
         .map_err(|problem| ConfigError {
-            source: "configuration".into(),
+            origin: "configuration".into(),
             field: field.into(),
             problem,
             fix: "use a humantime duration such as 500ms, 1s or 5s".into(),

@@ -128,10 +128,9 @@ impl FieldValue<'_> {
 
 /// Canonical text of a number as profile fields store it.
 pub fn number_text(n: f64) -> String {
-    if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
+    match crate::numeric::exact_integer(n) {
+        Some(i) => i.to_string(),
+        None => format!("{n}"),
     }
 }
 
@@ -267,10 +266,10 @@ impl Serialize for FieldsOut<'_, '_> {
         for (k, v) in self.0 {
             match v {
                 FieldValue::Str(x) => m.serialize_entry(k, x)?,
-                FieldValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-                    m.serialize_entry(k, &(*n as i64))?
-                }
-                FieldValue::Num(n) => m.serialize_entry(k, n)?,
+                FieldValue::Num(n) => match crate::numeric::exact_integer(*n) {
+                    Some(i) => m.serialize_entry(k, &i)?,
+                    None => m.serialize_entry(k, n)?,
+                },
             }
         }
         m.end()

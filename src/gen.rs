@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Normal, Poisson};
 
 use crate::event::{Event, EventType, FieldValue, OfferStage};
+use crate::numeric::sigmoid;
 use crate::time::{format_rfc3339, Micros};
 
 const SEC: Micros = 1_000_000;
@@ -187,10 +188,6 @@ const HUMAN_AGENTS: [&str; 3] = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile",
 ];
 const SITE: &str = "https://www.example-saas.com";
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
 
 fn pick_weighted<'a, T>(rng: &mut ChaCha8Rng, items: &'a [(T, f64)]) -> &'a T {
     let total: f64 = items.iter().map(|(_, w)| w).sum();

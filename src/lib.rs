@@ -9,6 +9,7 @@ pub mod event;
 pub mod gen;
 pub mod kafka;
 pub mod leads;
+pub mod numeric;
 pub mod output;
 pub mod replay;
 pub mod rules;

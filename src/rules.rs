@@ -2,7 +2,6 @@
 //! form the engine evaluates per event (regexes built once, rules indexed by event type).
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
@@ -13,7 +12,8 @@ use crate::event::{Event, EventType, OfferStage};
 use crate::time::Micros;
 
 /// A rules file that cannot be used, with where, what and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rules file {}: {location}: {problem}{}", .file.display(), fix_line(.fix))]
 pub struct RulesError {
     /// The rules file.
     pub file: PathBuf,
@@ -25,23 +25,14 @@ pub struct RulesError {
     pub fix: String,
 }
 
-impl fmt::Display for RulesError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rules file {}: {}: {}",
-            self.file.display(),
-            self.location,
-            self.problem
-        )?;
-        if !self.fix.is_empty() {
-            write!(f, "\n  fix: {}", self.fix)?;
-        }
-        Ok(())
+/// `"\n  fix: ..."`, or nothing when there is no fix to give.
+pub(crate) fn fix_line(fix: &str) -> String {
+    if fix.is_empty() {
+        String::new()
+    } else {
+        format!("\n  fix: {fix}")
     }
 }
-
-impl std::error::Error for RulesError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -337,7 +328,7 @@ pub struct Model {
 impl Model {
     /// Conversion probability at a score.
     pub fn probability(&self, score: f64) -> f64 {
-        1.0 / (1.0 + (-(self.intercept + score / self.scale)).exp())
+        crate::numeric::sigmoid(self.intercept + score / self.scale)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use metrics::counter;
 use tracing::error;
@@ -30,9 +30,9 @@ pub struct Shared {
     pub heartbeat_ms: AtomicI64,
     /// Set by SIGTERM/SIGINT.
     pub shutdown: AtomicBool,
-    /// A failure the service must stop on (fenced, not authorised, undeliverable state, ...):
-    /// `/healthz` turns red and the process exits non-zero.
-    pub fatal: Mutex<Option<String>>,
+    /// The first failure the service must stop on (fenced, not authorised, undeliverable
+    /// state, ...): `/healthz` turns red and the process exits non-zero.
+    fatal: OnceLock<String>,
 }
 
 impl Shared {
@@ -47,7 +47,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             heartbeat_ms: AtomicI64::new(now_micros() / 1000),
             shutdown: AtomicBool::new(false),
-            fatal: Mutex::new(None),
+            fatal: OnceLock::new(),
         }
     }
 
@@ -71,14 +71,11 @@ impl Shared {
     pub fn fail(&self, why: String) {
         error!("fatal: {why}");
         counter!("leadscore_fatal_errors_total").increment(1);
-        let mut f = self.fatal.lock().unwrap();
-        if f.is_none() {
-            *f = Some(why);
-        }
+        let _ = self.fatal.set(why);
     }
 
     /// The failure the service must stop on, if any.
     pub fn failure(&self) -> Option<String> {
-        self.fatal.lock().unwrap().clone()
+        self.fatal.get().cloned()
     }
 }

@@ -30,15 +30,7 @@ impl Fit {
     }
 }
 
-/// The logistic function.
-pub fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
+use crate::numeric::sigmoid;
 
 /// `log(1 + e^z)` without overflow.
 fn softplus(z: f64) -> f64 {

@@ -32,9 +32,10 @@ use crate::event::Event;
 use crate::rules::Rules;
 use crate::state::LeadState;
 
+use crate::numeric::sigmoid;
 use data::{ColumnMapping, Outcomes, TableSpec};
 use features::{compile, feature_rows, rule_toml, run_engine, toml_number};
-use logistic::{column_scales, cv_log_loss, sigmoid, stratified_folds, Row};
+use logistic::{column_scales, cv_log_loss, stratified_folds, Row};
 
 /// Where the threshold goes.
 #[derive(Debug, Clone, Copy, PartialEq)]
