@@ -11,10 +11,10 @@ use leadscore::event::{decode_json, Event};
 use leadscore::gen::{generate, write_ndjson, GenConfig};
 use leadscore::leads::LeadTable;
 use leadscore::replay::replay;
-use leadscore::rules::Rules;
 
 fn setup() -> (Engine, Vec<u8>) {
-    let rules = Rules::load(Path::new("examples/rules.toml")).expect("examples/rules.toml");
+    let rules =
+        leadscore::rules_file::load(Path::new("examples/rules.toml")).expect("examples/rules.toml");
     let g = generate(&GenConfig {
         leads: 105_000,
         seed: 1,

@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use metrics::counter;
 use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -25,18 +29,24 @@ pub fn client_config(brokers: &str, passthrough: &BTreeMap<String, String>) -> C
 }
 
 /// Creates topics that do not exist yet (`name:partitions`) with the broker's default
-/// replication factor; existing ones are left alone.
+/// replication factor and the given topic settings; existing ones are left alone.
 pub async fn ensure_topics(
     brokers: &str,
     passthrough: &BTreeMap<String, String>,
     topics: &[(String, i32)],
+    settings: &[(&str, &str)],
 ) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers, passthrough)
         .create()
         .context("cannot create Kafka admin client")?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(-1)))
+        .map(|(name, parts)| {
+            settings.iter().fold(
+                NewTopic::new(name, *parts, TopicReplication::Fixed(-1)),
+                |t, (k, v)| t.set(k, v),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     // A request can fail as a whole while the client settles its broker connections (e.g.
@@ -62,58 +72,104 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Records, from delivery reports, the end offset (last offset + 1) of every partition written
-/// and the number of failed deliveries.
+/// Delivery reports of a producer: the end offset (last offset + 1) of every partition written,
+/// and the number of failed deliveries (logged and counted per topic). Messages purged by an
+/// abort or a rewind of our own are not failures.
 #[derive(Default)]
-struct EndTracker {
-    ends: std::sync::Mutex<BTreeMap<i32, i64>>,
-    failed: std::sync::atomic::AtomicU64,
+pub struct DeliveryTracker {
+    ends: Mutex<BTreeMap<(String, i32), i64>>,
+    failures: AtomicU64,
 }
 
-impl ClientContext for EndTracker {}
+impl DeliveryTracker {
+    /// Failed deliveries so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
 
-impl ProducerContext for EndTracker {
+    /// Forgets failures (after the producer's pending messages were purged).
+    pub fn reset_failures(&self) {
+        self.failures.store(0, Ordering::Release);
+    }
+
+    /// Counts a message that could not even be enqueued like a failed delivery.
+    pub fn record_refused(&self, topic: &str, e: &KafkaError) {
+        self.failures.fetch_add(1, Ordering::AcqRel);
+        counter!("leadscore_produce_errors_total", "topic" => topic.to_string()).increment(1);
+        tracing::error!(topic, "cannot enqueue output: {e}");
+    }
+
+    /// End offsets per partition of `topic`.
+    pub fn ends(&self, topic: &str) -> BTreeMap<i32, i64> {
+        self.ends
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|((_, p), e)| (*p, *e))
+            .collect()
+    }
+}
+
+impl ClientContext for DeliveryTracker {
+    fn error(&self, error: KafkaError, reason: &str) {
+        counter!("leadscore_client_errors_total", "client" => "producer").increment(1);
+        tracing::error!("producer: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(m) => {
                 let mut ends = self.ends.lock().unwrap();
-                let e = ends.entry(m.partition()).or_insert(0);
-                *e = (*e).max(m.offset() + 1);
+                let end = ends
+                    .entry((m.topic().to_string(), m.partition()))
+                    .or_insert(0);
+                *end = (*end).max(m.offset() + 1);
             }
-            Err(_) => {
-                self.failed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err((e, _))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                ) => {}
+            Err((e, msg)) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
+                counter!("leadscore_produce_errors_total", "topic" => msg.topic().to_string())
+                    .increment(1);
+                tracing::error!(topic = msg.topic(), "output could not be delivered: {e}");
             }
         }
     }
 }
 
-/// Creates a compacted topic if it does not exist; fails if it exists with another partition
-/// count than `partitions`.
-pub async fn ensure_compacted_topic(
-    brokers: &str,
-    passthrough: &BTreeMap<String, String>,
-    name: &str,
-    partitions: i32,
-) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers, passthrough)
-        .create()
-        .context("cannot create Kafka admin client")?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
-    for r in admin
-        .create_topics([&topic], &opts)
-        .await
-        .with_context(|| format!("cannot create topic {name}"))?
-    {
-        match r {
-            Ok(_) | Err((_, Code::TopicAlreadyExists)) => {}
-            Err((n, code)) => bail!("cannot create topic {n}: {code}"),
+/// A producer whose deliveries are tracked.
+pub type TrackedProducer = ThreadedProducer<DeliveryTracker>;
+
+/// Enqueues a record, waiting while the producer's queue is full; any other refusal is counted
+/// as a failed delivery and returned.
+pub fn send<K, P>(
+    producer: &TrackedProducer,
+    mut record: BaseRecord<'_, K, P>,
+) -> Result<(), KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(2));
+            }
+            Err((e, r)) => {
+                producer.context().record_refused(r.topic, &e);
+                return Err(e);
+            }
         }
     }
-    Ok(())
 }
 
 /// Produces keyed payloads in order, optionally paced to `rate` messages per second;
@@ -131,9 +187,9 @@ pub fn produce_all(
     if !passthrough.contains_key("enable.idempotence") {
         config.set("enable.idempotence", "true");
     }
-    let producer: ThreadedProducer<EndTracker> = config
+    let producer: TrackedProducer = config
         .set("linger.ms", "5")
-        .create_with_context(EndTracker::default())
+        .create_with_context(DeliveryTracker::default())
         .context("cannot create Kafka producer")?;
     let started = Instant::now();
     let mut last_report = started;
@@ -146,17 +202,8 @@ pub fn produce_all(
                 std::thread::sleep(due - now);
             }
         }
-        let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => bail!("cannot produce to {topic}: {e}"),
-            }
-        }
+        send(&producer, BaseRecord::to(topic).key(&key).payload(&payload))
+            .with_context(|| format!("cannot produce to {topic}"))?;
         sent += 1;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
@@ -166,13 +213,10 @@ pub fn produce_all(
     producer
         .flush(Duration::from_secs(60))
         .with_context(|| format!("not all messages to {topic} were acknowledged"))?;
-    let failed = producer
-        .context()
-        .failed
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let failed = producer.context().failures();
     if failed > 0 {
         bail!("{failed} message(s) to {topic} could not be delivered");
     }
-    let ends = producer.context().ends.lock().unwrap().clone();
+    let ends = producer.context().ends(topic);
     Ok((sent, ends))
 }

@@ -13,6 +13,7 @@ pub mod numeric;
 pub mod output;
 pub mod replay;
 pub mod rules;
+pub mod rules_file;
 pub mod service;
 pub mod state;
 pub mod time;

@@ -13,7 +13,6 @@ use clap::{Args, Parser, Subcommand};
 use leadscore::engine::Engine;
 use leadscore::gen::{self, GenConfig};
 use leadscore::replay;
-use leadscore::rules::Rules;
 use leadscore::time::parse_rfc3339;
 
 /// Real-time, explainable lead scoring on a Kafka event stream.
@@ -287,7 +286,7 @@ fn create(path: &std::path::Path) -> Result<BufWriter<File>> {
 }
 
 fn cmd_replay(a: ReplayArgs) -> Result<ExitCode> {
-    let rules = Rules::load(&a.rules)?;
+    let rules = leadscore::rules_file::load(&a.rules)?;
     let engine = Engine::new(Arc::new(rules));
     let input = open_input(&a.input)?;
     let started = Instant::now();
@@ -541,6 +540,7 @@ fn cmd_topics(a: TopicsArgs) -> Result<ExitCode> {
         &a.brokers,
         &Default::default(),
         &topics,
+        &[],
     ))?;
     for (n, p) in &topics {
         eprintln!("topics: {n} ({p} partitions) ready on {}", a.brokers);

@@ -364,403 +364,42 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Reads, validates and compiles a rules file.
-    pub fn load(path: &Path) -> Result<Rules, RulesError> {
-        let bytes = std::fs::read(path).map_err(|e| RulesError {
-            file: path.to_path_buf(),
-            location: "file".into(),
-            problem: format!("cannot read: {e}"),
-            fix: "pass an existing rules file (--rules FILE or LEADSCORE_RULES); examples/rules.toml is a starting point".into(),
-        })?;
-        Rules::from_bytes(path, &bytes)
-    }
-
-    /// Validates and compiles rules from bytes; `path` names the source in errors.
-    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Rules, RulesError> {
-        let err = |location: &str, problem: String, fix: &str| RulesError {
-            file: path.to_path_buf(),
-            location: location.to_string(),
-            problem,
-            fix: fix.to_string(),
-        };
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| err("file", format!("not UTF-8: {e}"), "save the file as UTF-8"))?;
-        let raw: RulesToml = toml::from_str(text).map_err(|e| {
-            err(
-                "TOML",
-                e.to_string().trim_end().to_string(),
-                "see the rules file format in docs/SPEC.md §3 and examples/rules.toml",
-            )
-        })?;
-        let digest = Sha256::digest(bytes);
-        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        let version = format!("{}+{}", raw.name, hex);
-
-        let t = &raw.threshold;
-        if !t.sales_ready.is_finite() {
-            return Err(err(
-                "[threshold]",
-                "sales_ready must be a finite number".into(),
-                "set sales_ready = 100.0 or similar",
-            ));
-        }
-        let rearm_below = t.rearm_below.unwrap_or(t.sales_ready / 2.0);
-        if !rearm_below.is_finite() || rearm_below >= t.sales_ready {
-            return Err(err(
-                "[threshold]",
-                format!(
-                    "rearm_below ({rearm_below}) must be below sales_ready ({})",
-                    t.sales_ready
-                ),
-                "lower rearm_below or remove it (default: sales_ready / 2)",
-            ));
-        }
-        if !t.min_fit.is_finite() {
-            return Err(err(
-                "[threshold]",
-                "min_fit must be a finite number".into(),
-                "set min_fit = 0.0 or remove it",
-            ));
-        }
+    /// Validates and compiles rules from the bytes of a rules file (pure: the shell reads the
+    /// file, see [`crate::rules_file`]); `name` names the source in errors.
+    pub fn parse(name: &Path, bytes: &[u8]) -> Result<Rules, RulesError> {
+        let at = ErrorAt(name);
+        let (raw, version) = read_toml(&at, bytes)?;
+        let (rearm_below, min_fit) = check_threshold(&at, &raw.threshold)?;
         let default_half_life = parse_half_life(&raw.decay.half_life)
-            .map_err(|p| err("[decay] half_life", p, HALF_LIFE_FIX))?;
-
-        let bf = &raw.bot_filter;
-        if !(bf.min_seconds_after_send.is_finite() && bf.min_seconds_after_send >= 0.0) {
-            return Err(err(
-                "[bot_filter] min_seconds_after_send",
-                format!("must be ≥ 0, got {}", bf.min_seconds_after_send),
-                "use a number of seconds such as 2",
-            ));
-        }
-        let mut pats = Vec::new();
-        for (i, p) in bf.user_agent_contains.iter().enumerate() {
-            if p.is_empty() {
-                return Err(err(
-                    "[bot_filter] user_agent_contains",
-                    format!("entry #{} is empty and would match every user agent", i + 1),
-                    "remove the empty string",
-                ));
-            }
-            pats.push(regex::escape(p));
-        }
-        let ua_re = if pats.is_empty() {
-            None
-        } else {
-            Some(Regex::new(&format!("(?i){}", pats.join("|"))).map_err(|e| {
-                err(
-                    "[bot_filter] user_agent_contains",
-                    e.to_string(),
-                    "shorten the list",
-                )
-            })?)
-        };
-        let bot_filter = BotFilter {
-            min_after_send: bf.min_seconds_after_send * 1e6,
-            user_agent: ua_re,
-        };
-
+            .map_err(|p| at.err("[decay] half_life", p, HALF_LIFE_FIX))?;
+        let bot_filter = compile_bot_filter(&at, &raw.bot_filter)?;
         let mut names: HashSet<String> = HashSet::new();
-        let mut by_key: HashMap<u32, u16> = HashMap::new();
-        let mut by_type: [Vec<u16>; 4] = Default::default();
-        let mut engagement = Vec::new();
-        let mut half_lives: Vec<Option<Micros>> = Vec::new();
-        let mut needs_path = [false; 4];
-        if raw.engagement.len() > u16::MAX as usize {
-            return Err(err(
-                "[[engagement]]",
-                "too many rules".into(),
-                "keep fewer than 65535",
-            ));
-        }
-        for (i, r) in raw.engagement.into_iter().enumerate() {
-            let loc = format!("[[engagement]] #{} \"{}\"", i + 1, r.name);
-            check_name(&r.name, &mut names).map_err(|(p, f)| err(&loc, p, f))?;
-            let on = EventType::parse(&r.on).ok_or_else(|| {
-                err(
-                    &loc,
-                    format!("field `on`: unknown event type `{}`", r.on),
-                    "use page_view, email_open, click or form_conversion",
-                )
-            })?;
-            let not_for = |field: &str, allowed: &[EventType]| -> Result<(), RulesError> {
-                if allowed.contains(&on) {
-                    Ok(())
-                } else {
-                    let names: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
-                    Err(err(
-                        &loc,
-                        format!("field `{field}` can never match {on} events"),
-                        &format!(
-                            "remove `{field}` or set on = {}",
-                            names
-                                .iter()
-                                .map(|n| format!("\"{n}\""))
-                                .collect::<Vec<_>>()
-                                .join(" or ")
-                        ),
-                    ))
-                }
-            };
-            if r.campaign_id.is_some() {
-                not_for("campaign_id", &[EventType::EmailOpen, EventType::Click])?;
-            }
-            if r.form_id.is_some() {
-                not_for("form_id", &[EventType::FormConversion])?;
-            }
-            if r.offer_stage.is_some() {
-                not_for("offer_stage", &[EventType::FormConversion])?;
-            }
-            if r.min_duration_s.is_some() {
-                not_for("min_duration_s", &[EventType::PageView])?;
-            }
-            let offer_stage = match &r.offer_stage {
-                Some(s) => Some(OfferStage::parse(s).ok_or_else(|| {
-                    err(
-                        &loc,
-                        format!("field `offer_stage`: unknown stage `{s}`"),
-                        "use tofu, mofu or bofu",
-                    )
-                })?),
-                None => None,
-            };
-            let url_regex = match &r.url_regex {
-                Some(s) => Some(Regex::new(s).map_err(|e| {
-                    err(
-                        &loc,
-                        format!("field `url_regex`: invalid regex: {e}"),
-                        "fix the regular expression (Rust regex syntax; no look-around)",
-                    )
-                })?),
-                None => None,
-            };
-            if let Some(m) = r.min_duration_s {
-                if !(m.is_finite() && m >= 0.0) {
-                    return Err(err(
-                        &loc,
-                        format!("field `min_duration_s` must be ≥ 0, got {m}"),
-                        "use a number of seconds",
-                    ));
-                }
-            }
-            if !r.points.is_finite() {
-                return Err(err(
-                    &loc,
-                    "field `points` must be a finite number".into(),
-                    "set points = 10.0 or similar",
-                ));
-            }
-            let half_life = match &r.half_life {
-                Some(h) => parse_half_life(h)
-                    .map_err(|p| err(&loc, format!("field `half_life`: {p}"), HALF_LIFE_FIX))?,
-                None => default_half_life,
-            };
-            let max_per_day = match r.max_per_day {
-                None => None,
-                Some(n) if n >= 1 && n <= u32::MAX as i64 => Some(n as u32),
-                Some(n) => {
-                    return Err(err(
-                        &loc,
-                        format!("field `max_per_day` must be ≥ 1, got {n}"),
-                        "use a positive count, or remove the rule to disable it",
-                    ))
-                }
-            };
-            let decay_class = match half_lives.iter().position(|h| *h == half_life) {
-                Some(c) => c as u8,
-                None if half_lives.len() < 255 => {
-                    half_lives.push(half_life);
-                    (half_lives.len() - 1) as u8
-                }
-                None => {
-                    return Err(err(
-                        &loc,
-                        "more than 255 distinct half-lives".into(),
-                        "use fewer distinct half-life values",
-                    ))
-                }
-            };
-            if r.url_path_prefix.is_some() {
-                needs_path[on.index()] = true;
-            }
-            let key = rule_key(&r.name);
-            let idx = engagement.len() as u16;
-            if let Some(other) = by_key.insert(key, idx) {
-                let other: &EngagementRule = &engagement[other as usize];
-                return Err(err(
-                    &loc,
-                    format!("the name hashes to the same key as \"{}\"", other.name),
-                    "rename one of the two rules",
-                ));
-            }
-            by_type[on.index()].push(idx);
-            engagement.push(EngagementRule {
-                name: r.name,
-                key,
-                on,
-                criteria: Criteria {
-                    url_path_prefix: r.url_path_prefix,
-                    url_contains: r.url_contains,
-                    url_regex,
-                    campaign_id: r.campaign_id,
-                    form_id: r.form_id,
-                    offer_stage,
-                    min_duration_s: r.min_duration_s,
-                },
-                points: r.points,
-                half_life,
-                max_per_day,
-                decay_class,
-            });
-        }
-
-        let mut fit = Vec::new();
-        for (i, r) in raw.fit.into_iter().enumerate() {
-            let loc = format!("[[fit]] #{} \"{}\"", i + 1, r.name);
-            check_name(&r.name, &mut names).map_err(|(p, f)| err(&loc, p, f))?;
-            if r.field.is_empty() {
-                return Err(err(
-                    &loc,
-                    "field `field` is empty".into(),
-                    "name the profile field, e.g. field = \"job_title\"",
-                ));
-            }
-            if !r.points.is_finite() {
-                return Err(err(
-                    &loc,
-                    "field `points` must be a finite number".into(),
-                    "set points = 10.0 or similar",
-                ));
-            }
-            let given = [
-                r.matches.is_some(),
-                r.equals.is_some(),
-                r.in_.is_some(),
-                r.range.is_some(),
-                r.exists.is_some(),
-            ]
-            .iter()
-            .filter(|b| **b)
-            .count();
-            if given != 1 {
-                return Err(err(
-                    &loc,
-                    format!("needs exactly one condition, got {given}"),
-                    "keep exactly one of: matches, equals, in, range, exists",
-                ));
-            }
-            let condition = if let Some(m) = r.matches {
-                FitCondition::Matches(Regex::new(&m).map_err(|e| {
-                    err(
-                        &loc,
-                        format!("field `matches`: invalid regex: {e}"),
-                        "fix the regular expression (Rust regex syntax; no look-around)",
-                    )
-                })?)
-            } else if let Some(v) = r.equals {
-                FitCondition::Equals(
-                    toml_scalar_text(&v)
-                        .ok_or_else(|| {
-                            err(
-                                &loc,
-                                "field `equals` must be a string or a number".into(),
-                                "quote the value",
-                            )
-                        })?
-                        .to_lowercase(),
-                )
-            } else if let Some(list) = r.in_ {
-                let mut out = Vec::new();
-                for v in &list {
-                    out.push(
-                        toml_scalar_text(v)
-                            .ok_or_else(|| {
-                                err(
-                                    &loc,
-                                    "field `in` must list strings or numbers".into(),
-                                    "quote the values",
-                                )
-                            })?
-                            .to_lowercase(),
-                    );
-                }
-                if out.is_empty() {
-                    return Err(err(
-                        &loc,
-                        "field `in` is empty and can never hold".into(),
-                        "list at least one value",
-                    ));
-                }
-                FitCondition::In(out)
-            } else if let Some(range) = r.range {
-                match range.as_slice() {
-                    // Open ends are allowed: `range = [5, inf]` means "at least 5".
-                    [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo <= hi => {
-                        FitCondition::Range(*lo, *hi)
-                    }
-                    _ => {
-                        return Err(err(
-                            &loc,
-                            format!(
-                                "field `range` must be [low, high] with low ≤ high, got {range:?}"
-                            ),
-                            "write range = [50, 5000]",
-                        ))
-                    }
-                }
-            } else if r.exists == Some(true) {
-                FitCondition::Exists
-            } else {
-                return Err(err(
-                    &loc,
-                    "`exists = false` is not a condition".into(),
-                    "use exists = true, or remove the rule",
-                ));
-            };
-            fit.push(FitRule {
-                name: r.name,
-                field: r.field,
-                condition,
-                points: r.points,
-            });
-        }
-
-        let model = match raw.model {
-            None => None,
-            Some(m) if m.intercept.is_finite() && m.scale.is_finite() && m.scale > 0.0 => {
-                Some(Model {
-                    intercept: m.intercept,
-                    scale: m.scale,
-                })
-            }
-            Some(_) => {
-                return Err(err(
-                    "[model]",
-                    "intercept must be finite and scale a positive number".into(),
-                    "regenerate the file with `leadscore train`",
-                ))
-            }
-        };
-
+        let eng = compile_engagement(&at, raw.engagement, default_half_life, &mut names)?;
+        let fit = raw
+            .fit
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| compile_fit_rule(&at, i, r, &mut names))
+            .collect::<Result<Vec<_>, _>>()?;
+        let model = check_model(&at, raw.model)?;
         let mut profile_fields: Vec<String> = fit.iter().map(|f| f.field.clone()).collect();
         profile_fields.sort();
         profile_fields.dedup();
-
         Ok(Rules {
             name: raw.name,
             version,
-            sales_ready: t.sales_ready,
+            sales_ready: raw.threshold.sales_ready,
             rearm_below,
-            min_fit: t.min_fit,
+            min_fit,
             bot_filter,
-            engagement,
+            engagement: eng.rules,
             fit,
             model,
             profile_fields,
-            half_lives,
-            by_type,
-            needs_path,
-            by_key,
+            half_lives: eng.half_lives,
+            by_type: eng.by_type,
+            needs_path: eng.needs_path,
+            by_key: eng.by_key,
         })
     }
 
@@ -788,6 +427,439 @@ impl Rules {
             .filter(|r| lookup(&r.field).is_some_and(|v| r.condition.holds(v)))
             .map(|r| r.points)
             .sum()
+    }
+}
+
+/// Builds errors located in one rules file.
+struct ErrorAt<'p>(&'p Path);
+
+impl ErrorAt<'_> {
+    fn err(&self, location: &str, problem: String, fix: &str) -> RulesError {
+        RulesError {
+            file: self.0.to_path_buf(),
+            location: location.to_string(),
+            problem,
+            fix: fix.to_string(),
+        }
+    }
+}
+
+/// The TOML document and the rules version (`<name>+<first 8 hex digits of its SHA-256>`).
+fn read_toml(at: &ErrorAt<'_>, bytes: &[u8]) -> Result<(RulesToml, String), RulesError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| at.err("file", format!("not UTF-8: {e}"), "save the file as UTF-8"))?;
+    let raw: RulesToml = toml::from_str(text).map_err(|e| {
+        at.err(
+            "TOML",
+            e.to_string().trim_end().to_string(),
+            "see the rules file format in docs/SPEC.md §3 and examples/rules.toml",
+        )
+    })?;
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let version = format!("{}+{}", raw.name, hex);
+    Ok((raw, version))
+}
+
+/// `[threshold]`: returns (rearm_below, min_fit).
+fn check_threshold(at: &ErrorAt<'_>, t: &ThresholdToml) -> Result<(f64, f64), RulesError> {
+    if !t.sales_ready.is_finite() {
+        return Err(at.err(
+            "[threshold]",
+            "sales_ready must be a finite number".into(),
+            "set sales_ready = 100.0 or similar",
+        ));
+    }
+    let rearm_below = t.rearm_below.unwrap_or(t.sales_ready / 2.0);
+    if !rearm_below.is_finite() || rearm_below >= t.sales_ready {
+        return Err(at.err(
+            "[threshold]",
+            format!(
+                "rearm_below ({rearm_below}) must be below sales_ready ({})",
+                t.sales_ready
+            ),
+            "lower rearm_below or remove it (default: sales_ready / 2)",
+        ));
+    }
+    if !t.min_fit.is_finite() {
+        return Err(at.err(
+            "[threshold]",
+            "min_fit must be a finite number".into(),
+            "set min_fit = 0.0 or remove it",
+        ));
+    }
+    Ok((rearm_below, t.min_fit))
+}
+
+/// `[bot_filter]`.
+fn compile_bot_filter(at: &ErrorAt<'_>, bf: &BotFilterToml) -> Result<BotFilter, RulesError> {
+    if !(bf.min_seconds_after_send.is_finite() && bf.min_seconds_after_send >= 0.0) {
+        return Err(at.err(
+            "[bot_filter] min_seconds_after_send",
+            format!("must be ≥ 0, got {}", bf.min_seconds_after_send),
+            "use a number of seconds such as 2",
+        ));
+    }
+    let mut pats = Vec::new();
+    for (i, p) in bf.user_agent_contains.iter().enumerate() {
+        if p.is_empty() {
+            return Err(at.err(
+                "[bot_filter] user_agent_contains",
+                format!("entry #{} is empty and would match every user agent", i + 1),
+                "remove the empty string",
+            ));
+        }
+        pats.push(regex::escape(p));
+    }
+    let user_agent = if pats.is_empty() {
+        None
+    } else {
+        Some(Regex::new(&format!("(?i){}", pats.join("|"))).map_err(|e| {
+            at.err(
+                "[bot_filter] user_agent_contains",
+                e.to_string(),
+                "shorten the list",
+            )
+        })?)
+    };
+    Ok(BotFilter {
+        min_after_send: bf.min_seconds_after_send * 1e6,
+        user_agent,
+    })
+}
+
+/// The compiled engagement rules and their indexes.
+struct EngagementSet {
+    rules: Vec<EngagementRule>,
+    half_lives: Vec<Option<Micros>>,
+    by_type: [Vec<u16>; 4],
+    needs_path: [bool; 4],
+    by_key: HashMap<u32, u16>,
+}
+
+/// `[[engagement]]`: each rule compiled, then indexed by event type, rule key and decay class.
+fn compile_engagement(
+    at: &ErrorAt<'_>,
+    raw: Vec<EngagementToml>,
+    default_half_life: Option<Micros>,
+    names: &mut HashSet<String>,
+) -> Result<EngagementSet, RulesError> {
+    if raw.len() > u16::MAX as usize {
+        return Err(at.err(
+            "[[engagement]]",
+            "too many rules".into(),
+            "keep fewer than 65535",
+        ));
+    }
+    let mut set = EngagementSet {
+        rules: Vec::new(),
+        half_lives: Vec::new(),
+        by_type: Default::default(),
+        needs_path: [false; 4],
+        by_key: HashMap::new(),
+    };
+    for (i, r) in raw.into_iter().enumerate() {
+        let loc = format!("[[engagement]] #{} \"{}\"", i + 1, r.name);
+        check_name(&r.name, names).map_err(|(p, f)| at.err(&loc, p, f))?;
+        let mut rule = compile_engagement_rule(at, &loc, r, default_half_life)?;
+        rule.decay_class = decay_class(&mut set.half_lives, rule.half_life).ok_or_else(|| {
+            at.err(
+                &loc,
+                "more than 255 distinct half-lives".into(),
+                "use fewer distinct half-life values",
+            )
+        })?;
+        let idx = set.rules.len() as u16;
+        if let Some(other) = set.by_key.insert(rule.key, idx) {
+            return Err(at.err(
+                &loc,
+                format!(
+                    "the name hashes to the same key as \"{}\"",
+                    set.rules[other as usize].name
+                ),
+                "rename one of the two rules",
+            ));
+        }
+        if rule.criteria.url_path_prefix.is_some() {
+            set.needs_path[rule.on.index()] = true;
+        }
+        set.by_type[rule.on.index()].push(idx);
+        set.rules.push(rule);
+    }
+    Ok(set)
+}
+
+/// The decay class of a half-life: its index among the distinct half-lives (added when new);
+/// `None` beyond 255 classes.
+fn decay_class(half_lives: &mut Vec<Option<Micros>>, half_life: Option<Micros>) -> Option<u8> {
+    match half_lives.iter().position(|h| *h == half_life) {
+        Some(c) => Some(c as u8),
+        None if half_lives.len() < 255 => {
+            half_lives.push(half_life);
+            Some((half_lives.len() - 1) as u8)
+        }
+        None => None,
+    }
+}
+
+/// One `[[engagement]]` rule (decay class still 0).
+fn compile_engagement_rule(
+    at: &ErrorAt<'_>,
+    loc: &str,
+    r: EngagementToml,
+    default_half_life: Option<Micros>,
+) -> Result<EngagementRule, RulesError> {
+    let on = EventType::parse(&r.on).ok_or_else(|| {
+        at.err(
+            loc,
+            format!("field `on`: unknown event type `{}`", r.on),
+            "use page_view, email_open, click or form_conversion",
+        )
+    })?;
+    check_criteria_can_match(at, loc, &r, on)?;
+    if !r.points.is_finite() {
+        return Err(at.err(
+            loc,
+            "field `points` must be a finite number".into(),
+            "set points = 10.0 or similar",
+        ));
+    }
+    let half_life = match &r.half_life {
+        Some(h) => parse_half_life(h)
+            .map_err(|p| at.err(loc, format!("field `half_life`: {p}"), HALF_LIFE_FIX))?,
+        None => default_half_life,
+    };
+    let max_per_day = match r.max_per_day {
+        None => None,
+        Some(n) if n >= 1 && n <= u32::MAX as i64 => Some(n as u32),
+        Some(n) => {
+            return Err(at.err(
+                loc,
+                format!("field `max_per_day` must be ≥ 1, got {n}"),
+                "use a positive count, or remove the rule to disable it",
+            ))
+        }
+    };
+    let criteria = compile_criteria(at, loc, &r)?;
+    Ok(EngagementRule {
+        key: rule_key(&r.name),
+        name: r.name,
+        on,
+        criteria,
+        points: r.points,
+        half_life,
+        max_per_day,
+        decay_class: 0,
+    })
+}
+
+/// Refuses criteria that can never match the rule's event type.
+fn check_criteria_can_match(
+    at: &ErrorAt<'_>,
+    loc: &str,
+    r: &EngagementToml,
+    on: EventType,
+) -> Result<(), RulesError> {
+    use EventType::{Click, EmailOpen, FormConversion, PageView};
+    let given: [(&str, bool, &[EventType]); 4] = [
+        ("campaign_id", r.campaign_id.is_some(), &[EmailOpen, Click]),
+        ("form_id", r.form_id.is_some(), &[FormConversion]),
+        ("offer_stage", r.offer_stage.is_some(), &[FormConversion]),
+        ("min_duration_s", r.min_duration_s.is_some(), &[PageView]),
+    ];
+    for (field, set, allowed) in given {
+        if set && !allowed.contains(&on) {
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|t| format!("\"{}\"", t.as_str()))
+                .collect();
+            return Err(at.err(
+                loc,
+                format!("field `{field}` can never match {on} events"),
+                &format!("remove `{field}` or set on = {}", names.join(" or ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The match criteria of an engagement rule.
+fn compile_criteria(
+    at: &ErrorAt<'_>,
+    loc: &str,
+    r: &EngagementToml,
+) -> Result<Criteria, RulesError> {
+    let offer_stage = match &r.offer_stage {
+        Some(s) => Some(OfferStage::parse(s).ok_or_else(|| {
+            at.err(
+                loc,
+                format!("field `offer_stage`: unknown stage `{s}`"),
+                "use tofu, mofu or bofu",
+            )
+        })?),
+        None => None,
+    };
+    let url_regex = match &r.url_regex {
+        Some(s) => Some(Regex::new(s).map_err(|e| {
+            at.err(
+                loc,
+                format!("field `url_regex`: invalid regex: {e}"),
+                "fix the regular expression (Rust regex syntax; no look-around)",
+            )
+        })?),
+        None => None,
+    };
+    if let Some(m) = r.min_duration_s {
+        if !(m.is_finite() && m >= 0.0) {
+            return Err(at.err(
+                loc,
+                format!("field `min_duration_s` must be ≥ 0, got {m}"),
+                "use a number of seconds",
+            ));
+        }
+    }
+    Ok(Criteria {
+        url_path_prefix: r.url_path_prefix.clone(),
+        url_contains: r.url_contains.clone(),
+        url_regex,
+        campaign_id: r.campaign_id.clone(),
+        form_id: r.form_id.clone(),
+        offer_stage,
+        min_duration_s: r.min_duration_s,
+    })
+}
+
+/// One `[[fit]]` rule.
+fn compile_fit_rule(
+    at: &ErrorAt<'_>,
+    i: usize,
+    r: FitToml,
+    names: &mut HashSet<String>,
+) -> Result<FitRule, RulesError> {
+    let loc = format!("[[fit]] #{} \"{}\"", i + 1, r.name);
+    check_name(&r.name, names).map_err(|(p, f)| at.err(&loc, p, f))?;
+    if r.field.is_empty() {
+        return Err(at.err(
+            &loc,
+            "field `field` is empty".into(),
+            "name the profile field, e.g. field = \"job_title\"",
+        ));
+    }
+    if !r.points.is_finite() {
+        return Err(at.err(
+            &loc,
+            "field `points` must be a finite number".into(),
+            "set points = 10.0 or similar",
+        ));
+    }
+    let given = [
+        r.matches.is_some(),
+        r.equals.is_some(),
+        r.in_.is_some(),
+        r.range.is_some(),
+        r.exists.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given != 1 {
+        return Err(at.err(
+            &loc,
+            format!("needs exactly one condition, got {given}"),
+            "keep exactly one of: matches, equals, in, range, exists",
+        ));
+    }
+    let (name, field, points) = (r.name.clone(), r.field.clone(), r.points);
+    let condition = fit_condition(at, &loc, r)?;
+    Ok(FitRule {
+        name,
+        field,
+        condition,
+        points,
+    })
+}
+
+/// The one condition of a fit rule.
+fn fit_condition(at: &ErrorAt<'_>, loc: &str, r: FitToml) -> Result<FitCondition, RulesError> {
+    let scalar = |v: &toml::Value, what: &str, fix: &str| {
+        toml_scalar_text(v)
+            .map(|t| t.to_lowercase())
+            .ok_or_else(|| at.err(loc, what.into(), fix))
+    };
+    if let Some(m) = r.matches {
+        return Ok(FitCondition::Matches(Regex::new(&m).map_err(|e| {
+            at.err(
+                loc,
+                format!("field `matches`: invalid regex: {e}"),
+                "fix the regular expression (Rust regex syntax; no look-around)",
+            )
+        })?));
+    }
+    if let Some(v) = r.equals {
+        return Ok(FitCondition::Equals(scalar(
+            &v,
+            "field `equals` must be a string or a number",
+            "quote the value",
+        )?));
+    }
+    if let Some(list) = r.in_ {
+        let values = list
+            .iter()
+            .map(|v| {
+                scalar(
+                    v,
+                    "field `in` must list strings or numbers",
+                    "quote the values",
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if values.is_empty() {
+            return Err(at.err(
+                loc,
+                "field `in` is empty and can never hold".into(),
+                "list at least one value",
+            ));
+        }
+        return Ok(FitCondition::In(values));
+    }
+    if let Some(range) = r.range {
+        return match range.as_slice() {
+            // Open ends are allowed: `range = [5, inf]` means "at least 5".
+            [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo <= hi => {
+                Ok(FitCondition::Range(*lo, *hi))
+            }
+            _ => Err(at.err(
+                loc,
+                format!("field `range` must be [low, high] with low ≤ high, got {range:?}"),
+                "write range = [50, 5000]",
+            )),
+        };
+    }
+    if r.exists == Some(true) {
+        return Ok(FitCondition::Exists);
+    }
+    Err(at.err(
+        loc,
+        "`exists = false` is not a condition".into(),
+        "use exists = true, or remove the rule",
+    ))
+}
+
+/// `[model]`, when present.
+fn check_model(at: &ErrorAt<'_>, m: Option<ModelToml>) -> Result<Option<Model>, RulesError> {
+    match m {
+        None => Ok(None),
+        Some(m) if m.intercept.is_finite() && m.scale.is_finite() && m.scale > 0.0 => {
+            Ok(Some(Model {
+                intercept: m.intercept,
+                scale: m.scale,
+            }))
+        }
+        Some(_) => Err(at.err(
+            "[model]",
+            "intercept must be finite and scale a positive number".into(),
+            "regenerate the file with `leadscore train`",
+        )),
     }
 }
 

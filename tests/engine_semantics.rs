@@ -24,8 +24,8 @@ user_agent_contains = ["Mimecast", "GoogleImageProxy"]
 
 fn engine(extra: &str) -> Engine {
     let text = format!("{BASE}\n{extra}");
-    let rules = Rules::from_bytes(Path::new("test.toml"), text.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rules =
+        Rules::parse(Path::new("test.toml"), text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     Engine::new(Arc::new(rules))
 }
 
@@ -498,7 +498,7 @@ fn min_fit_holds_back_until_fit_arrives() {
             rules
         );
         Engine::new(Arc::new(
-            Rules::from_bytes(Path::new("t.toml"), text.as_bytes()).unwrap(),
+            Rules::parse(Path::new("t.toml"), text.as_bytes()).unwrap(),
         ))
     };
     let evs = [
@@ -558,7 +558,7 @@ fn scored_event_without_rules_can_qualify_via_fit() {
         .replace("sales_ready = 100.0", "sales_ready = 30.0")
         .replace("rearm_below = 50.0", "rearm_below = 10.0");
     let engine = Engine::new(Arc::new(
-        Rules::from_bytes(Path::new("t"), text.as_bytes()).unwrap(),
+        Rules::parse(Path::new("t"), text.as_bytes()).unwrap(),
     ));
     let e = form(
         "a",

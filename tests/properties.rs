@@ -47,7 +47,7 @@ points = 20.0
 
 fn engine() -> Engine {
     Engine::new(Arc::new(
-        Rules::from_bytes(Path::new("prop.toml"), RULES.as_bytes()).unwrap(),
+        Rules::parse(Path::new("prop.toml"), RULES.as_bytes()).unwrap(),
     ))
 }
 
@@ -159,7 +159,7 @@ fn state_is_compact() {
         acc + &format!("[[engagement]]\nname = \"r{i}\"\non = \"page_view\"\nurl_contains = \"/p{i}\"\npoints = 1.0\n")
     });
     let engine = Engine::new(Arc::new(
-        Rules::from_bytes(Path::new("c"), text.as_bytes()).unwrap(),
+        Rules::parse(Path::new("c"), text.as_bytes()).unwrap(),
     ));
     let mut st = LeadState::new();
     for i in 0..40 {

@@ -7,7 +7,7 @@ use leadscore::rules::{url_path, Rules};
 const HEAD: &str = "name = \"x\"\n[threshold]\nsales_ready = 100.0\n";
 
 fn err(body: &str) -> String {
-    Rules::from_bytes(
+    Rules::parse(
         Path::new("rules/bad.toml"),
         format!("{HEAD}{body}").as_bytes(),
     )
@@ -17,7 +17,7 @@ fn err(body: &str) -> String {
 
 #[test]
 fn the_example_rules_load() {
-    let r = Rules::load(Path::new("examples/rules.toml")).unwrap();
+    let r = leadscore::rules_file::load(Path::new("examples/rules.toml")).unwrap();
     assert!(r.version.starts_with("default+"));
     assert_eq!(r.version.len(), "default+".len() + 8);
     assert_eq!(r.sales_ready, 120.0);
@@ -25,15 +25,15 @@ fn the_example_rules_load() {
 
 #[test]
 fn defaults() {
-    let r = Rules::from_bytes(Path::new("r"), HEAD.as_bytes()).unwrap();
+    let r = Rules::parse(Path::new("r"), HEAD.as_bytes()).unwrap();
     assert_eq!(r.rearm_below, 50.0);
     assert_eq!(r.min_fit, 0.0);
 }
 
 #[test]
 fn rules_version_hashes_the_file_bytes() {
-    let a = Rules::from_bytes(Path::new("r"), HEAD.as_bytes()).unwrap();
-    let b = Rules::from_bytes(Path::new("r"), format!("{HEAD}\n# comment\n").as_bytes()).unwrap();
+    let a = Rules::parse(Path::new("r"), HEAD.as_bytes()).unwrap();
+    let b = Rules::parse(Path::new("r"), format!("{HEAD}\n# comment\n").as_bytes()).unwrap();
     assert_ne!(a.version, b.version);
     // sha256("name = \"x\"\n[threshold]\nsales_ready = 100.0\n") starts with these 8 hex digits.
     use sha2::Digest;
@@ -106,7 +106,7 @@ fn bad_files_name_the_file_the_rule_the_problem_and_the_fix() {
         assert!(e.contains(want), "got: {e}\nwant: {want}");
         assert!(e.contains("fix: "), "{e}");
     }
-    let e = Rules::from_bytes(
+    let e = Rules::parse(
         Path::new("r.toml"),
         b"[threshold]\nsales_ready = 100.0\nrearm_below = 100.0\n",
     )
@@ -116,7 +116,7 @@ fn bad_files_name_the_file_the_rule_the_problem_and_the_fix() {
         e.contains("rearm_below (100) must be below sales_ready (100)"),
         "{e}"
     );
-    let e = Rules::load(Path::new("does/not/exist.toml"))
+    let e = leadscore::rules_file::load(Path::new("does/not/exist.toml"))
         .unwrap_err()
         .to_string();
     assert!(

@@ -364,7 +364,7 @@ impl Pipeline {
             producer.abort_transaction(Duration::from_secs(30))
         })
         .map_err(|(_, why)| CheckpointError::Fatal(why))?;
-        self.failures.store(0, std::sync::atomic::Ordering::Release);
+        self.producer.context().reset_failures();
         txn_call("begin_transaction", Duration::from_secs(30), || {
             producer.begin_transaction()
         })
@@ -431,12 +431,11 @@ impl Pipeline {
         if self.guarantee() == Guarantee::ExactlyOnce {
             return self.abort_and_begin();
         }
-        let fresh = make_producer(&self.cfg, &self.failures)
-            .map_err(|e| CheckpointError::Fatal(format!("{e:#}")))?;
+        let fresh =
+            make_producer(&self.cfg).map_err(|e| CheckpointError::Fatal(format!("{e:#}")))?;
         let old = std::mem::replace(&mut self.producer, fresh);
         old.purge(PurgeConfig::default().queue().inflight());
         drop(old);
-        self.failures.store(0, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ use crate::rules::Rules;
 
 /// Validates configuration and rules; returns them ready to run.
 pub fn check(cfg: &Config) -> Result<Rules> {
-    let rules = Rules::load(&cfg.rules)?;
+    let rules = crate::rules_file::load(&cfg.rules)?;
     if cfg.guarantee == Guarantee::ExactlyOnce && cfg.instance_id.is_none() {
         tracing::warn!(
             "exactly_once without instance_id: the transactional.id is unique per process, so a \

@@ -8,7 +8,7 @@
 //! effects are durable.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,6 @@ pub struct Pipeline {
     pub(crate) cfg: Arc<Config>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) producer: Arc<OutputProducer>,
-    pub(crate) failures: Arc<AtomicU64>,
     pub(crate) positions: Positions,
     pub(crate) restoring: BTreeMap<i32, Restoring>,
     pub(crate) changelog_topic: String,
@@ -57,13 +56,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     fn new(cfg: &Config, shared: Arc<Shared>) -> Result<Self> {
-        let failures = Arc::new(AtomicU64::new(0));
-        let producer = make_producer(cfg, &failures)?;
+        let producer = make_producer(cfg)?;
         Ok(Pipeline {
             cfg: Arc::new(cfg.clone()),
             shared,
             producer,
-            failures,
             positions: Positions::default(),
             restoring: BTreeMap::new(),
             changelog_topic: changelog::topic(&cfg.group_id),

@@ -2,64 +2,30 @@
 //! transactional under exactly_once), with delivery failures counted so that no checkpoint
 //! commits past them, and librdkafka's transactional errors sorted into retry, abort or exit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use metrics::counter;
 use prost::Message as _;
-use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use tracing::error;
+use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::config::{Config, Guarantee, OutputFormat};
-use crate::kafka::client_config;
+use crate::kafka::{client_config, DeliveryTracker, TrackedProducer};
 use crate::output::SalesReady;
 use crate::time::now_micros;
-
-/// Delivery reports: count failures; the pipeline refuses to commit past them.
-pub struct DeliveryTracker {
-    failures: Arc<AtomicU64>,
-}
-
-impl ClientContext for DeliveryTracker {
-    fn error(&self, error: KafkaError, reason: &str) {
-        counter!("leadscore_client_errors_total", "client" => "producer").increment(1);
-        error!("producer: {error}: {reason}");
-    }
-}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, msg)) = result {
-            if matches!(
-                e.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
-            ) {
-                // Purged by an abort or a rewind of our own: not a delivery failure.
-                return;
-            }
-            self.failures.fetch_add(1, Ordering::AcqRel);
-            counter!("leadscore_produce_errors_total", "topic" => msg.topic().to_string())
-                .increment(1);
-            error!(topic = msg.topic(), "output could not be delivered: {e}");
-        }
-    }
-}
 
 /// Default `transaction.timeout.ms` under exactly_once (Kafka's default is 60 s).
 pub const TRANSACTION_TIMEOUT_MS: &str = "20000";
 
 /// The producer type of the service.
-pub type OutputProducer = ThreadedProducer<DeliveryTracker>;
+pub type OutputProducer = TrackedProducer;
 
 /// The output producer: idempotent, acks from all replicas. Under exactly_once it is
 /// transactional and its first transaction is open on return.
-pub fn make_producer(cfg: &Config, failures: &Arc<AtomicU64>) -> Result<Arc<OutputProducer>> {
+pub fn make_producer(cfg: &Config) -> Result<Arc<OutputProducer>> {
     let mut config = client_config(&cfg.brokers, &cfg.kafka);
     config
         .set("enable.idempotence", "true")
@@ -74,9 +40,7 @@ pub fn make_producer(cfg: &Config, failures: &Arc<AtomicU64>) -> Result<Arc<Outp
         }
     }
     let producer: OutputProducer = config
-        .create_with_context(DeliveryTracker {
-            failures: failures.clone(),
-        })
+        .create_with_context(DeliveryTracker::default())
         .context("cannot create Kafka producer")?;
     if cfg.guarantee == Guarantee::ExactlyOnce {
         producer
@@ -162,30 +126,15 @@ pub fn txn_call(
     }
 }
 
-/// Enqueues a record, waiting while the producer queue is full. A record that cannot be
-/// enqueued is counted like a failed delivery, so the next checkpoint refuses to commit.
-pub fn send(producer: &OutputProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                producer.poll(Duration::from_millis(2));
-            }
-            Err((e, r)) => {
-                counter!("leadscore_produce_errors_total", "topic" => r.topic.to_string())
-                    .increment(1);
-                error!(topic = r.topic, "cannot enqueue output: {e}");
-                producer.context().failures.fetch_add(1, Ordering::AcqRel);
-                return;
-            }
-        }
-    }
+/// Enqueues a record; one that cannot be enqueued is counted like a failed delivery, so the
+/// next checkpoint refuses to commit.
+pub fn send(producer: &OutputProducer, record: BaseRecord<'_, [u8], [u8]>) {
+    let _ = crate::kafka::send(producer, record);
 }
 
-/// Number of outputs that could not be delivered since the producer was made.
+/// Number of outputs that could not be delivered since the producer was made or reset.
 pub fn failures(producer: &OutputProducer) -> u64 {
-    producer.context().failures.load(Ordering::Acquire)
+    producer.context().failures()
 }
 
 /// Sends one `sales_ready`, keyed by lead id, in the configured format.

@@ -58,11 +58,11 @@ pub fn check_topics<C: ConsumerContext>(cfg: &Config, consumer: &BaseConsumer<C>
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(crate::kafka::ensure_compacted_topic(
+                .block_on(crate::kafka::ensure_topics(
                     &cfg.brokers,
                     &cfg.kafka,
-                    &log,
-                    input_parts,
+                    &[(log.clone(), input_parts)],
+                    &[("cleanup.policy", "compact")],
                 ))?;
             info!(topic = %log, partitions = input_parts, "created the state changelog topic");
         }

@@ -10,7 +10,6 @@ use tracing::{error, info};
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::rules::Rules;
 use crate::service::shared::Shared;
 use crate::state::LeadState;
 
@@ -79,7 +78,7 @@ pub fn sweep(shared: &Shared, retention: &Retention) {
 /// leaves the previous rules in force.
 pub fn reload_rules(cfg: &Config, shared: &Shared) {
     let old = shared.engine();
-    let new = match Rules::load(&cfg.rules) {
+    let new = match crate::rules_file::load(&cfg.rules) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             counter!("leadscore_rules_reloads_total", "result" => "failed").increment(1);

@@ -511,6 +511,6 @@ pub fn feature_rows(rules: &Rules, states: &[LeadState]) -> Vec<Row> {
 
 /// Parses generated rules text (a bug here is ours, not the user's: say so).
 pub fn compile(text: &str, what: &str) -> Result<Rules> {
-    Rules::from_bytes(Path::new(what), text.as_bytes())
+    Rules::parse(Path::new(what), text.as_bytes())
         .map_err(|e| anyhow!("internal error: generated rules do not load: {e}\n{text}"))
 }

@@ -425,7 +425,7 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
         None => None,
     };
     let base_rules = match (&opt.base, &base_text) {
-        (Some(p), Some(t)) => Some(Rules::from_bytes(p, t.as_bytes())?),
+        (Some(p), Some(t)) => Some(Rules::parse(p, t.as_bytes())?),
         _ => None,
     };
     let kept = kept_tables(base_text.as_deref())?;

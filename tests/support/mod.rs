@@ -14,7 +14,6 @@ use leadscore::engine::Engine;
 use leadscore::gen::{generate, GenConfig, GenRecord};
 use leadscore::leads::LeadTable;
 use leadscore::replay::replay;
-use leadscore::rules::Rules;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -78,6 +77,7 @@ pub fn create_topics(n: &Names, partitions: i32) {
             (n.output.clone(), 4),
             (n.dlq.clone(), 1),
         ],
+        &[],
     ))
     .expect("create topics");
 }
@@ -102,7 +102,9 @@ pub fn ndjson(records: &[GenRecord]) -> String {
 
 /// What `leadscore replay` gives for these records: (sales_ready JSON values, lead table, engine).
 pub fn reference(records: &[GenRecord]) -> (Vec<Value>, LeadTable, Engine) {
-    let engine = Engine::new(std::sync::Arc::new(Rules::load(&rules_path()).unwrap()));
+    let engine = Engine::new(std::sync::Arc::new(
+        leadscore::rules_file::load(&rules_path()).unwrap(),
+    ));
     let mut out = Vec::new();
     let (leads, _) = replay(
         &engine,
