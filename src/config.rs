@@ -1,18 +1,20 @@
-//! Service settings (SPEC §7): an optional TOML file, then `LEADSCORE_*` environment overrides,
-//! then validation that names the source, the field and the fix.
+//! Service settings ([SPEC](../docs/SPEC.md) §7): an optional TOML file, then `LEADSCORE_*`
+//! environment overrides, then validation that names the source, the field and the fix.
+//!
+//! Every setting is defined once, in [`KEYS`]: its TOML key, its environment variable, its
+//! default, its meaning and its parser. The TOML file and the environment go through the same
+//! parsers; `--check` prints the settings from the table, and docs/CONFIG.md's table is
+//! generated from it ([`docs_table`], checked by a test).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::event::PayloadFormat;
 
 /// Delivery guarantee of the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guarantee {
     /// Offsets committed after outputs are acknowledged; a crash may re-send `sales_ready`
     /// (same `event_id`).
@@ -23,8 +25,7 @@ pub enum Guarantee {
 
 /// How the consumer group assigns input partitions to instances (docs/CONFIG.md "Choosing an
 /// assignment").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assignment {
     /// Classic protocol, eager `range` assignor: every rebalance revokes every partition; the
     /// same partition number of every input topic goes to the same instance (co-partitioning).
@@ -50,8 +51,7 @@ impl Assignment {
 }
 
 /// Encoding of the `sales_ready` output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// SPEC §5 JSON.
     Json,
@@ -60,8 +60,7 @@ pub enum OutputFormat {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -69,16 +68,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// All service settings. Field names are the TOML keys; see docs/CONFIG.md.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// All service settings; see [`KEYS`] and docs/CONFIG.md.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Bootstrap servers.
     pub brokers: String,
     /// Consumer group.
     pub group_id: String,
-    /// Stable identity of this instance in the group (static membership, e.g. the pod name): a
-    /// restarted instance gets its partitions back at once instead of after the session timeout.
+    /// Stable identity of this instance in the group (static membership).
     pub instance_id: Option<String>,
     /// Input topics (co-partitioned when more than one).
     pub input_topics: Vec<String>,
@@ -91,7 +88,7 @@ pub struct Config {
     /// Local state directory.
     pub state_dir: PathBuf,
     /// HTTP listener.
-    pub http_addr: String,
+    pub http_addr: SocketAddr,
     /// Delivery guarantee.
     pub guarantee: Guarantee,
     /// Partition assignment protocol and strategy.
@@ -102,46 +99,405 @@ pub struct Config {
     pub output_format: OutputFormat,
     /// Log format.
     pub log_format: LogFormat,
-    /// How often state is checkpointed (changelog, local store) and offsets committed, after
-    /// outputs are acknowledged; humantime.
-    #[serde(alias = "checkpoint_interval")]
-    pub commit_interval: String,
-    /// Leads with no fit points, never qualified, |score| below this floor ...
+    /// How often state is checkpointed and offsets committed.
+    pub commit_interval: Duration,
+    /// Eviction: score floor.
     pub retention_floor: f64,
-    /// ... and idle (event time) longer than this TTL are evicted; humantime.
-    pub retention_ttl: String,
-    /// How often each partition is swept for evictable leads; humantime.
-    pub retention_sweep: String,
-    /// How often librdkafka statistics (consumer lag) are refreshed, humantime.
-    pub statistics_interval: String,
+    /// Eviction: idle time in event time.
+    pub retention_ttl: Duration,
+    /// How often each partition is swept for evictable leads.
+    pub retention_sweep: Duration,
+    /// How often librdkafka statistics (consumer lag) are refreshed.
+    pub statistics_interval: Duration,
     /// librdkafka properties passed through unchanged (security.protocol, sasl.*, ssl.*, ...).
     pub kafka: BTreeMap<String, String>,
 }
 
+/// Why a value does not parse, and how to fix it.
+pub struct Invalid {
+    problem: String,
+    fix: String,
+}
+
+impl Invalid {
+    fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Invalid {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// One setting, defined once: where it is read from, its default, what it means, how it is
+/// parsed and shown.
+pub struct Key {
+    /// TOML key.
+    pub toml: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// An older name accepted for both (TOML key, variable).
+    pub alias: Option<(&'static str, &'static str)>,
+    /// The default, as it would be written (empty: unset).
+    pub default: &'static str,
+    /// What it does (a docs/CONFIG.md cell).
+    pub meaning: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), Invalid>,
+    show: fn(&Config) -> String,
+}
+
+fn text(v: &str) -> Result<String, Invalid> {
+    Ok(v.to_string())
+}
+
+fn duration(v: &str) -> Result<Duration, Invalid> {
+    const FIX: &str = "use a humantime duration such as 500ms, 1s, 5m or 90d";
+    match humantime::parse_duration(v.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(Invalid::new(format!("`{v}` must be positive"), FIX)),
+        Err(e) => Err(Invalid::new(format!("`{v}`: {e}"), FIX)),
+    }
+}
+
+fn choice<T: Copy>(v: &str, options: &[(&str, T)]) -> Result<T, Invalid> {
+    let wanted = v.trim().to_ascii_lowercase();
+    options
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            Invalid::new(
+                format!("unknown value `{v}`"),
+                format!("use {}", names.join(" or ")),
+            )
+        })
+}
+
+fn name_of<T: PartialEq + Copy>(t: T, options: &[(&'static str, T)]) -> String {
+    options
+        .iter()
+        .find(|(_, x)| *x == t)
+        .map_or("?", |(n, _)| n)
+        .to_string()
+}
+
+const GUARANTEES: &[(&str, Guarantee)] = &[
+    ("at_least_once", Guarantee::AtLeastOnce),
+    ("exactly_once", Guarantee::ExactlyOnce),
+];
+const ASSIGNMENTS: &[(&str, Assignment)] = &[
+    ("range", Assignment::Range),
+    ("cooperative-sticky", Assignment::CooperativeSticky),
+    ("consumer", Assignment::Consumer),
+];
+const INPUT_FORMATS: &[(&str, PayloadFormat)] = &[
+    ("auto", PayloadFormat::Auto),
+    ("json", PayloadFormat::Json),
+    ("protobuf", PayloadFormat::Protobuf),
+];
+const OUTPUT_FORMATS: &[(&str, OutputFormat)] = &[
+    ("json", OutputFormat::Json),
+    ("protobuf", OutputFormat::Protobuf),
+];
+const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+
+/// A duration in the largest whole unit of d, h, m, s or ms (humantime would say "2months").
+fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ]
+    .iter()
+    .find(|(unit, _)| ms % unit == 0)
+    .map_or(format!("{ms}ms"), |(unit, name)| {
+        format!("{}{name}", ms / unit)
+    })
+}
+
+/// Every setting of `leadscore run` (the `[kafka]` passthrough table aside).
+pub const KEYS: &[Key] = &[
+    Key {
+        toml: "brokers",
+        env: "LEADSCORE_BROKERS",
+        alias: None,
+        default: "localhost:9092",
+        meaning: "bootstrap servers, `host:port[,host:port]`",
+        set: |c, v| {
+            c.brokers = text(v)?;
+            Ok(())
+        },
+        show: |c| c.brokers.clone(),
+    },
+    Key {
+        toml: "group_id",
+        env: "LEADSCORE_GROUP_ID",
+        alias: None,
+        default: "leadscore",
+        meaning: "consumer group; instances of one group share the partitions; also names the state changelog `<group_id>-state-changelog`",
+        set: |c, v| {
+            c.group_id = text(v)?;
+            Ok(())
+        },
+        show: |c| c.group_id.clone(),
+    },
+    Key {
+        toml: "instance_id",
+        env: "LEADSCORE_INSTANCE_ID",
+        alias: None,
+        default: "",
+        meaning: "stable instance identity (static membership, e.g. the pod name): a restarted instance gets its partitions back at once; unset: dynamic membership",
+        set: |c, v| {
+            c.instance_id = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+            Ok(())
+        },
+        show: |c| c.instance_id.clone().unwrap_or_default(),
+    },
+    Key {
+        toml: "input_topics",
+        env: "LEADSCORE_INPUT_TOPICS",
+        alias: None,
+        default: "lead-events",
+        meaning: "input topics (TOML: a list; environment: comma-separated); several must be co-partitioned (same partition count and key partitioner)",
+        set: |c, v| {
+            c.input_topics = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            Ok(())
+        },
+        show: |c| c.input_topics.join(","),
+    },
+    Key {
+        toml: "output_topic",
+        env: "LEADSCORE_OUTPUT_TOPIC",
+        alias: None,
+        default: "sales-ready",
+        meaning: "`sales_ready` events, key = lead_id",
+        set: |c, v| {
+            c.output_topic = text(v)?;
+            Ok(())
+        },
+        show: |c| c.output_topic.clone(),
+    },
+    Key {
+        toml: "dlq_topic",
+        env: "LEADSCORE_DLQ_TOPIC",
+        alias: None,
+        default: "lead-events-dlq",
+        meaning: "invalid input, unchanged, with `leadscore.error` and `leadscore.source` headers",
+        set: |c, v| {
+            c.dlq_topic = text(v)?;
+            Ok(())
+        },
+        show: |c| c.dlq_topic.clone(),
+    },
+    Key {
+        toml: "rules",
+        env: "LEADSCORE_RULES",
+        alias: None,
+        default: "rules.toml",
+        meaning: "rules file ([SPEC](SPEC.md) §3)",
+        set: |c, v| {
+            c.rules = v.into();
+            Ok(())
+        },
+        show: |c| c.rules.display().to_string(),
+    },
+    Key {
+        toml: "state_dir",
+        env: "LEADSCORE_STATE_DIR",
+        alias: None,
+        default: "./state",
+        meaning: "local state: `<state_dir>/<group_id>/partition-<p>.redb`; losing it is safe (restored from the changelog)",
+        set: |c, v| {
+            c.state_dir = v.into();
+            Ok(())
+        },
+        show: |c| c.state_dir.display().to_string(),
+    },
+    Key {
+        toml: "http_addr",
+        env: "LEADSCORE_HTTP_ADDR",
+        alias: None,
+        default: "127.0.0.1:9464",
+        meaning: "HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/v1/leads/{id}`)",
+        set: |c, v| {
+            c.http_addr = v.trim().parse().map_err(|e| {
+                Invalid::new(
+                    format!("`{v}` is not host:port ({e})"),
+                    "use an IP and port such as 127.0.0.1:9464 or 0.0.0.0:9464",
+                )
+            })?;
+            Ok(())
+        },
+        show: |c| c.http_addr.to_string(),
+    },
+    Key {
+        toml: "guarantee",
+        env: "LEADSCORE_GUARANTEE",
+        alias: None,
+        default: "at_least_once",
+        meaning: "`at_least_once` or `exactly_once` (docs/ARCHITECTURE.md, \"Delivery guarantees\")",
+        set: |c, v| {
+            c.guarantee = choice(v, GUARANTEES)?;
+            Ok(())
+        },
+        show: |c| name_of(c.guarantee, GUARANTEES),
+    },
+    Key {
+        toml: "assignment",
+        env: "LEADSCORE_ASSIGNMENT",
+        alias: None,
+        default: "range",
+        meaning: "`range` (classic, eager, co-partitions several input topics), `cooperative-sticky` (classic, incremental; one input topic only), `consumer` (Kafka 4's KIP-848 protocol, broker-side assignment); see \"Choosing an assignment\"",
+        set: |c, v| {
+            c.assignment = choice(v, ASSIGNMENTS)?;
+            Ok(())
+        },
+        show: |c| name_of(c.assignment, ASSIGNMENTS),
+    },
+    Key {
+        toml: "input_format",
+        env: "LEADSCORE_INPUT_FORMAT",
+        alias: None,
+        default: "auto",
+        meaning: "`auto` (JSON if the payload starts with `{`/`[`, else Protobuf), `json`, `protobuf`",
+        set: |c, v| {
+            c.input_format = choice(v, INPUT_FORMATS)?;
+            Ok(())
+        },
+        show: |c| name_of(c.input_format, INPUT_FORMATS),
+    },
+    Key {
+        toml: "output_format",
+        env: "LEADSCORE_OUTPUT_FORMAT",
+        alias: None,
+        default: "json",
+        meaning: "`json` ([SPEC](SPEC.md) §5) or `protobuf` (`leadscore.v1.SalesReady`)",
+        set: |c, v| {
+            c.output_format = choice(v, OUTPUT_FORMATS)?;
+            Ok(())
+        },
+        show: |c| name_of(c.output_format, OUTPUT_FORMATS),
+    },
+    Key {
+        toml: "log_format",
+        env: "LEADSCORE_LOG_FORMAT",
+        alias: None,
+        default: "text",
+        meaning: "`text` or `json` (log level: `RUST_LOG`, default `info`)",
+        set: |c, v| {
+            c.log_format = choice(v, LOG_FORMATS)?;
+            Ok(())
+        },
+        show: |c| name_of(c.log_format, LOG_FORMATS),
+    },
+    Key {
+        toml: "commit_interval",
+        env: "LEADSCORE_COMMIT_INTERVAL",
+        alias: Some(("checkpoint_interval", "LEADSCORE_CHECKPOINT_INTERVAL")),
+        default: "1s",
+        meaning: "the checkpoint: changelog, outputs durable, local store, offsets committed",
+        set: |c, v| {
+            c.commit_interval = duration(v)?;
+            Ok(())
+        },
+        show: |c| show_duration(c.commit_interval),
+    },
+    Key {
+        toml: "retention_floor",
+        env: "LEADSCORE_RETENTION_FLOOR",
+        alias: None,
+        default: "1.0",
+        meaning: "evict leads with no fit points, never qualified, \\|score\\| below this ...",
+        set: |c, v| {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| Invalid::new("not a number", "use a number of points such as 1.0"))?;
+            c.retention_floor = x;
+            Ok(())
+        },
+        show: |c| c.retention_floor.to_string(),
+    },
+    Key {
+        toml: "retention_ttl",
+        env: "LEADSCORE_RETENTION_TTL",
+        alias: None,
+        default: "90d",
+        meaning: "... and a lead clock this far behind the partition's newest (event time)",
+        set: |c, v| {
+            c.retention_ttl = duration(v)?;
+            Ok(())
+        },
+        show: |c| show_duration(c.retention_ttl),
+    },
+    Key {
+        toml: "retention_sweep",
+        env: "LEADSCORE_RETENTION_SWEEP",
+        alias: None,
+        default: "1m",
+        meaning: "how often each partition is swept",
+        set: |c, v| {
+            c.retention_sweep = duration(v)?;
+            Ok(())
+        },
+        show: |c| show_duration(c.retention_sweep),
+    },
+    Key {
+        toml: "statistics_interval",
+        env: "LEADSCORE_STATISTICS_INTERVAL",
+        alias: None,
+        default: "5s",
+        meaning: "librdkafka statistics (consumer lag gauges)",
+        set: |c, v| {
+            c.statistics_interval = duration(v)?;
+            Ok(())
+        },
+        show: |c| show_duration(c.statistics_interval),
+    },
+];
+
+/// The `[kafka]` passthrough row of docs/CONFIG.md's table.
+const KAFKA_ROW: &str = "| `[kafka]` table | `LEADSCORE_KAFKA_<PROPERTY>` | — | any librdkafka property, passed through (`LEADSCORE_KAFKA_SASL_USERNAME=u` → `sasl.username=u`) |";
+
+/// Parts of librdkafka property names whose values are secrets (never shown).
+const SECRET_PARTS: [&str; 4] = ["password", "secret", "key.pem", "oauthbearer.config"];
+
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            brokers: "localhost:9092".into(),
-            group_id: "leadscore".into(),
+        let mut c = Config {
+            brokers: String::new(),
+            group_id: String::new(),
             instance_id: None,
-            input_topics: vec!["lead-events".into()],
-            output_topic: "sales-ready".into(),
-            dlq_topic: "lead-events-dlq".into(),
-            rules: "rules.toml".into(),
-            state_dir: "./state".into(),
-            http_addr: "127.0.0.1:9464".into(),
+            input_topics: Vec::new(),
+            output_topic: String::new(),
+            dlq_topic: String::new(),
+            rules: PathBuf::new(),
+            state_dir: PathBuf::new(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             guarantee: Guarantee::AtLeastOnce,
             assignment: Assignment::Range,
             input_format: PayloadFormat::Auto,
             output_format: OutputFormat::Json,
             log_format: LogFormat::Text,
-            commit_interval: "1s".into(),
-            retention_floor: 1.0,
-            retention_ttl: "90d".into(),
-            retention_sweep: "1m".into(),
-            statistics_interval: "5s".into(),
+            commit_interval: Duration::ZERO,
+            retention_floor: 0.0,
+            retention_ttl: Duration::ZERO,
+            retention_sweep: Duration::ZERO,
+            statistics_interval: Duration::ZERO,
             kafka: BTreeMap::new(),
+        };
+        for k in KEYS {
+            if (k.set)(&mut c, k.default).is_err() {
+                unreachable!("the default of {} parses", k.toml);
+            }
         }
+        c
     }
 }
 
@@ -171,30 +527,6 @@ impl ConfigError {
     }
 }
 
-/// Environment variables the service reads (besides `LEADSCORE_KAFKA_*`).
-pub const ENV_KEYS: [(&str, &str); 20] = [
-    ("LEADSCORE_BROKERS", "brokers"),
-    ("LEADSCORE_GROUP_ID", "group_id"),
-    ("LEADSCORE_INSTANCE_ID", "instance_id"),
-    ("LEADSCORE_INPUT_TOPICS", "input_topics"),
-    ("LEADSCORE_OUTPUT_TOPIC", "output_topic"),
-    ("LEADSCORE_DLQ_TOPIC", "dlq_topic"),
-    ("LEADSCORE_RULES", "rules"),
-    ("LEADSCORE_STATE_DIR", "state_dir"),
-    ("LEADSCORE_HTTP_ADDR", "http_addr"),
-    ("LEADSCORE_GUARANTEE", "guarantee"),
-    ("LEADSCORE_ASSIGNMENT", "assignment"),
-    ("LEADSCORE_INPUT_FORMAT", "input_format"),
-    ("LEADSCORE_OUTPUT_FORMAT", "output_format"),
-    ("LEADSCORE_LOG_FORMAT", "log_format"),
-    ("LEADSCORE_COMMIT_INTERVAL", "commit_interval"),
-    ("LEADSCORE_CHECKPOINT_INTERVAL", "commit_interval"),
-    ("LEADSCORE_RETENTION_FLOOR", "retention_floor"),
-    ("LEADSCORE_RETENTION_TTL", "retention_ttl"),
-    ("LEADSCORE_RETENTION_SWEEP", "retention_sweep"),
-    ("LEADSCORE_STATISTICS_INTERVAL", "statistics_interval"),
-];
-
 impl Config {
     /// Loads the file (if any), applies the process environment, validates.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -206,40 +538,93 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut cfg = match file {
-            None => Config::default(),
-            Some(p) => {
-                let source = format!("config file {}", p.display());
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
-                    origin: source.clone(),
-                    field: "file".into(),
-                    problem: format!("cannot read: {e}"),
-                    fix: "pass an existing file to --config, or omit --config to use the environment alone".into(),
-                })?;
-                toml::from_str::<Config>(&text).map_err(|e| ConfigError {
-                    origin: source,
-                    field: "TOML".into(),
-                    problem: e.to_string().trim_end().to_string(),
-                    fix: "see docs/CONFIG.md for every key".into(),
-                })?
-            }
-        };
-        let env: Vec<(String, String)> = env.into_iter().collect();
-        for (k, v) in &env {
-            cfg.apply_env(k, v)?;
+        let mut cfg = Config::default();
+        if let Some(p) = file {
+            cfg.apply_file(p)?;
+        }
+        for (k, v) in env {
+            cfg.apply_env(&k, &v)?;
         }
         cfg.validate()?;
         Ok(cfg)
     }
 
-    fn apply_env(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let bad = |problem: String, fix: &str| ConfigError {
-            origin: "environment".into(),
-            field: format!("{key}={value}"),
+    /// The settings of a TOML file, each through its key's parser.
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let origin = format!("config file {}", path.display());
+        let bad = |field: &str, problem: String, fix: &str| ConfigError {
+            origin: origin.clone(),
+            field: field.into(),
             problem,
             fix: fix.into(),
         };
-        if let Some(prop) = key.strip_prefix("LEADSCORE_KAFKA_") {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            bad(
+                "file",
+                format!("cannot read: {e}"),
+                "pass an existing file to --config, or omit --config to use the environment alone",
+            )
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            bad(
+                "TOML",
+                e.to_string().trim_end().to_string(),
+                "see docs/CONFIG.md for every key",
+            )
+        })?;
+        for (name, value) in table {
+            if name == "kafka" {
+                let toml::Value::Table(props) = value else {
+                    return Err(bad(
+                        "kafka",
+                        "must be a table".into(),
+                        "write [kafka] with \"property\" = \"value\" lines",
+                    ));
+                };
+                for (prop, v) in props {
+                    let v = toml_text(&v).ok_or_else(|| {
+                        bad(
+                            &format!("kafka.\"{prop}\""),
+                            "must be a string or a number".into(),
+                            "quote the value",
+                        )
+                    })?;
+                    self.kafka.insert(prop, v);
+                }
+                continue;
+            }
+            let key = KEYS
+                .iter()
+                .find(|k| k.toml == name || k.alias.is_some_and(|a| a.0 == name))
+                .ok_or_else(|| {
+                    bad(
+                        "TOML",
+                        format!("unknown field `{name}`"),
+                        "see docs/CONFIG.md for every key",
+                    )
+                })?;
+            let v = toml_text(&value).ok_or_else(|| {
+                bad(
+                    &name,
+                    "must be a string, a number or a list of strings".into(),
+                    key.meaning,
+                )
+            })?;
+            (key.set)(self, &v).map_err(|i| bad(&name, i.problem, &i.fix))?;
+        }
+        Ok(())
+    }
+
+    /// One environment variable: a `LEADSCORE_KAFKA_*` property or a key's variable; others are
+    /// ignored.
+    fn apply_env(&mut self, var: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |problem: String, fix: &str| ConfigError {
+            origin: "environment".into(),
+            field: format!("{var}={value}"),
+            problem,
+            fix: fix.into(),
+        };
+        if let Some(prop) = var.strip_prefix("LEADSCORE_KAFKA_") {
             if prop.is_empty() {
                 return Err(bad(
                     "no librdkafka property named".into(),
@@ -250,83 +635,27 @@ impl Config {
                 .insert(prop.to_ascii_lowercase().replace('_', "."), value.into());
             return Ok(());
         }
-        let enum_value = |allowed: &str| -> Result<String, ConfigError> {
-            let v = value.trim().to_ascii_lowercase();
-            if allowed.split(" or ").any(|a| a == v) {
-                Ok(v)
-            } else {
-                Err(bad(
-                    format!("unknown value `{value}`"),
-                    &format!("use {allowed}"),
-                ))
-            }
-        };
-        match key {
-            "LEADSCORE_BROKERS" => self.brokers = value.into(),
-            "LEADSCORE_GROUP_ID" => self.group_id = value.into(),
-            "LEADSCORE_INSTANCE_ID" => {
-                self.instance_id = Some(value.trim().to_string()).filter(|v| !v.is_empty())
-            }
-            "LEADSCORE_INPUT_TOPICS" => {
-                self.input_topics = value
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            }
-            "LEADSCORE_OUTPUT_TOPIC" => self.output_topic = value.into(),
-            "LEADSCORE_DLQ_TOPIC" => self.dlq_topic = value.into(),
-            "LEADSCORE_RULES" => self.rules = value.into(),
-            "LEADSCORE_STATE_DIR" => self.state_dir = value.into(),
-            "LEADSCORE_HTTP_ADDR" => self.http_addr = value.into(),
-            "LEADSCORE_GUARANTEE" => {
-                self.guarantee = match enum_value("at_least_once or exactly_once")?.as_str() {
-                    "exactly_once" => Guarantee::ExactlyOnce,
-                    _ => Guarantee::AtLeastOnce,
-                }
-            }
-            "LEADSCORE_ASSIGNMENT" => {
-                self.assignment =
-                    match enum_value("range or cooperative-sticky or consumer")?.as_str() {
-                        "cooperative-sticky" => Assignment::CooperativeSticky,
-                        "consumer" => Assignment::Consumer,
-                        _ => Assignment::Range,
-                    }
-            }
-            "LEADSCORE_INPUT_FORMAT" => {
-                self.input_format = match enum_value("auto or json or protobuf")?.as_str() {
-                    "json" => PayloadFormat::Json,
-                    "protobuf" => PayloadFormat::Protobuf,
-                    _ => PayloadFormat::Auto,
-                }
-            }
-            "LEADSCORE_OUTPUT_FORMAT" => {
-                self.output_format = match enum_value("json or protobuf")?.as_str() {
-                    "protobuf" => OutputFormat::Protobuf,
-                    _ => OutputFormat::Json,
-                }
-            }
-            "LEADSCORE_LOG_FORMAT" => {
-                self.log_format = match enum_value("text or json")?.as_str() {
-                    "json" => LogFormat::Json,
-                    _ => LogFormat::Text,
-                }
-            }
-            "LEADSCORE_COMMIT_INTERVAL" | "LEADSCORE_CHECKPOINT_INTERVAL" => {
-                self.commit_interval = value.into()
-            }
-            "LEADSCORE_RETENTION_FLOOR" => {
-                self.retention_floor = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad("not a number".into(), "use a number of points such as 1.0"))?
-            }
-            "LEADSCORE_RETENTION_TTL" => self.retention_ttl = value.into(),
-            "LEADSCORE_RETENTION_SWEEP" => self.retention_sweep = value.into(),
-            "LEADSCORE_STATISTICS_INTERVAL" => self.statistics_interval = value.into(),
-            _ => {}
+        match KEYS
+            .iter()
+            .find(|k| k.env == var || k.alias.is_some_and(|a| a.1 == var))
+        {
+            Some(key) => (key.set)(self, value).map_err(|i| bad(i.problem, &i.fix)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The settings in force, one `key = value` per line, secrets masked (for `--check`).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for k in KEYS {
+            out.push_str(&format!("  {} = {}\n", k.toml, (k.show)(self)));
+        }
+        for (prop, v) in &self.kafka {
+            let secret = SECRET_PARTS.iter().any(|s| prop.contains(s));
+            let v = if secret { "***" } else { v.as_str() };
+            out.push_str(&format!("  kafka.\"{prop}\" = {v}\n"));
+        }
+        out
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -364,10 +693,6 @@ impl Config {
                 "use distinct topic names",
             ));
         }
-        self.http_socket_addr()?;
-        self.commit_every()?;
-        self.retention_ttl()?;
-        self.retention_sweep_every()?;
         if !(self.retention_floor.is_finite() && self.retention_floor >= 0.0) {
             return Err(bad(
                 "retention_floor",
@@ -375,7 +700,6 @@ impl Config {
                 "use a number of points such as 1.0 (0 evicts only leads at exactly 0)",
             ));
         }
-        self.statistics_every()?;
         self.validate_group()?;
         for reserved in [
             "group.id",
@@ -440,50 +764,47 @@ impl Config {
         }
         Ok(())
     }
+}
 
-    /// The HTTP listener address.
-    pub fn http_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.http_addr.parse().map_err(|e| ConfigError {
-            origin: "configuration".into(),
-            field: "http_addr".into(),
-            problem: format!("`{}` is not host:port ({e})", self.http_addr),
-            fix: "use an IP and port such as 127.0.0.1:9464 or 0.0.0.0:9464".into(),
-        })
+/// A TOML value as the text its key's parser reads: strings as they are, numbers and booleans
+/// written out, lists of those joined by commas.
+fn toml_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(toml_text)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        _ => None,
     }
+}
 
-    fn duration(field: &str, v: &str) -> Result<Duration, ConfigError> {
-        match humantime::parse_duration(v) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            Ok(_) => Err(format!("`{v}` must be positive")),
-            Err(e) => Err(format!("`{v}`: {e}")),
-        }
-        .map_err(|problem| ConfigError {
-            origin: "configuration".into(),
-            field: field.into(),
-            problem,
-            fix: "use a humantime duration such as 500ms, 1s or 5s".into(),
-        })
+/// docs/CONFIG.md's settings table, generated from [`KEYS`].
+pub fn docs_table() -> String {
+    let mut out =
+        String::from("| TOML key | environment | default | meaning |\n|---|---|---|---|\n");
+    for k in KEYS {
+        let (toml, env) = match k.alias {
+            Some((t, e)) => (
+                format!("`{}` (alias `{t}`)", k.toml),
+                format!("`{}` or `{e}`", k.env),
+            ),
+            None => (format!("`{}`", k.toml), format!("`{}`", k.env)),
+        };
+        let default = if k.default.is_empty() {
+            "unset".to_string()
+        } else {
+            format!("`{}`", k.default)
+        };
+        out.push_str(&format!("| {toml} | {env} | {default} | {} |\n", k.meaning));
     }
-
-    /// Offset commit interval.
-    pub fn commit_every(&self) -> Result<Duration, ConfigError> {
-        Self::duration("commit_interval", &self.commit_interval)
-    }
-
-    /// Idle time (event time) after which a negligible lead is evicted.
-    pub fn retention_ttl(&self) -> Result<Duration, ConfigError> {
-        Self::duration("retention_ttl", &self.retention_ttl)
-    }
-
-    /// How often partitions are swept for eviction.
-    pub fn retention_sweep_every(&self) -> Result<Duration, ConfigError> {
-        Self::duration("retention_sweep", &self.retention_sweep)
-    }
-
-    /// librdkafka statistics interval.
-    pub fn statistics_every(&self) -> Result<Duration, ConfigError> {
-        Self::duration("statistics_interval", &self.statistics_interval)
-    }
+    out.push_str(KAFKA_ROW);
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
@@ -498,6 +819,46 @@ mod tests {
     }
 
     #[test]
+    fn docs_config_md_has_the_table_of_the_keys() {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/CONFIG.md"),
+        )
+        .unwrap();
+        let table = docs_table();
+        assert!(
+            docs.contains(&table),
+            "docs/CONFIG.md's settings table is not the one the keys give; replace it with:\n{table}"
+        );
+    }
+
+    #[test]
+    fn a_toml_file_and_the_environment_go_through_the_same_parsers() {
+        let dir = std::env::temp_dir().join(format!("lsconf-same-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "input_topics = [\"web\", \"email\"]\ncheckpoint_interval = \"250ms\"\nretention_floor = 2\n[kafka]\n\"sasl.password\" = \"hunter2\"\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&f), env(&[("LEADSCORE_RETENTION_TTL", "7d")])).unwrap();
+        assert_eq!(c.input_topics, vec!["web", "email"]);
+        assert_eq!(c.commit_interval, Duration::from_millis(250));
+        assert_eq!(c.retention_floor, 2.0);
+        assert_eq!(c.retention_ttl, Duration::from_secs(7 * 86_400));
+        let shown = c.describe();
+        assert!(shown.contains("commit_interval = 250ms"), "{shown}");
+        assert!(shown.contains("retention_ttl = 7d"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("sasl.password\" = ***"),
+            "{shown}"
+        );
+        let e =
+            Config::load_with_env(None, env(&[("LEADSCORE_COMMIT_INTERVAL", "0s")])).unwrap_err();
+        assert!(e.to_string().contains("must be positive"), "{e}");
+    }
+
+    #[test]
     fn defaults_match_the_spec() {
         let c = Config::load_with_env(None, env(&[])).unwrap();
         assert_eq!(c.brokers, "localhost:9092");
@@ -507,7 +868,7 @@ mod tests {
         assert_eq!(c.dlq_topic, "lead-events-dlq");
         assert_eq!(c.rules, PathBuf::from("rules.toml"));
         assert_eq!(c.state_dir, PathBuf::from("./state"));
-        assert_eq!(c.http_addr, "127.0.0.1:9464");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(c.guarantee, Guarantee::AtLeastOnce);
     }
 
@@ -573,7 +934,10 @@ mod tests {
         let e = Config::load_with_env(None, env(&[("LEADSCORE_HTTP_ADDR", "localhost")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("http_addr") && e.contains("fix:"), "{e}");
+        assert!(
+            e.contains("LEADSCORE_HTTP_ADDR") && e.contains("fix:"),
+            "{e}"
+        );
         let dir = std::env::temp_dir().join(format!("lsconf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");

@@ -497,16 +497,11 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
     if a.check {
         let rules = leadscore::service::check(&cfg)?;
         println!(
-            "config OK: brokers {}, group {}, input {}, output {}, dead letters {}, rules {} ({} engagement, {} fit rules), HTTP {}",
-            cfg.brokers,
-            cfg.group_id,
-            cfg.input_topics.join(","),
-            cfg.output_topic,
-            cfg.dlq_topic,
+            "config OK: rules {} ({} engagement, {} fit rules)\n{}",
             rules.version,
             rules.engagement.len(),
             rules.fit.len(),
-            cfg.http_addr
+            cfg.describe()
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -59,7 +59,7 @@ pub const FETCH_WAIT_MS: &str = "100";
 
 /// The consumer's settings for this configuration.
 pub fn consumer_config(cfg: &Config) -> Result<rdkafka::ClientConfig> {
-    let stats_ms = cfg.statistics_every()?.as_millis().to_string();
+    let stats_ms = cfg.statistics_interval.as_millis().to_string();
     let mut c = client_config(&cfg.brokers, &cfg.kafka);
     if !cfg.kafka.contains_key("fetch.wait.max.ms") {
         // Measured on Apache Kafka (docs/BENCHMARKS.md): 100 ms has the latency of 10 ms at a

@@ -62,7 +62,7 @@ pub fn run(cfg: Config) -> Result<()> {
     init_logging(cfg.log_format);
     let prometheus = metrics::install()?;
     let shared = Arc::new(shared::Shared::new(Engine::new(Arc::new(rules))));
-    let addr = cfg.http_socket_addr()?;
+    let addr = cfg.http_addr;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -203,7 +203,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>) -> Result<()> {
 
 /// The loop: one dispatch per turn, until shutdown or a fatal failure.
 fn consume(cfg: &Config, shared: &Shared, consumer: &BaseConsumer<GroupContext>) -> Result<()> {
-    let commit_every = cfg.commit_every()?;
+    let commit_every = cfg.commit_interval;
     let retention = Retention::of(cfg)?;
     let pipeline = &consumer.context().pipeline;
     let mut last_checkpoint = Instant::now();

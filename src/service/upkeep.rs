@@ -29,8 +29,8 @@ impl Retention {
     pub fn of(cfg: &Config) -> Result<Self> {
         Ok(Retention {
             floor: cfg.retention_floor,
-            ttl: cfg.retention_ttl()?.as_micros() as i64,
-            every: cfg.retention_sweep_every()?,
+            ttl: cfg.retention_ttl.as_micros() as i64,
+            every: cfg.retention_sweep,
         })
     }
 }
