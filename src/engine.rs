@@ -72,7 +72,8 @@ impl Engine {
             None => ev.ts,
             Some(t) if ev.ts > t => {
                 let dt = ev.ts - t;
-                // One exp2 per distinct half-life, not per rule.
+                // One exp2 per distinct half-life (cached for the first 8 decay classes; more
+                // classes compute theirs per rule), not per rule.
                 let mut factors = [f64::NAN; 8];
                 for a in &mut st.engagement {
                     let class = rules.engagement[a.rule as usize].decay_class as usize;

@@ -159,7 +159,7 @@ pub struct Event<'a> {
     pub form_id: Option<Cow<'a, str>>,
     /// Funnel stage (form_conversion).
     pub offer_stage: Option<OfferStage>,
-    /// Profile fields (form_conversion), in payload order.
+    /// Profile fields (form_conversion), sorted by field name.
     pub fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
 }
 

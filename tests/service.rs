@@ -15,7 +15,7 @@ const READY: Duration = Duration::from_secs(60);
 const DONE: Duration = Duration::from_secs(120);
 
 #[test]
-fn a_generated_stream_yields_exactly_the_replay_sales_ready_sequence() {
+fn generated_stream_yields_exactly_the_replay_sales_ready_sequence() {
     let n = Names::new("equal");
     create_topics(&n, 8);
     let records = stream(3000, 11);
@@ -82,7 +82,7 @@ fn ev(id: &str, lead: &str, ts: &str, kind: &str) -> Value {
 }
 
 #[test]
-fn b_invalid_messages_go_to_the_dead_letter_topic_and_later_events_still_score() {
+fn invalid_messages_go_to_the_dead_letter_topic_and_later_events_still_score() {
     let n = Names::new("dlq");
     create_topics(&n, 1);
     let mut svc = Service::start(&n, &[]);
@@ -197,7 +197,7 @@ fn b_invalid_messages_go_to_the_dead_letter_topic_and_later_events_still_score()
 }
 
 #[test]
-fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops() {
+fn two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops() {
     let n = Names::new("rebalance");
     create_topics(&n, 8);
     let records = stream(3000, 12);
@@ -244,7 +244,7 @@ fn c_two_instances_split_the_partitions_and_one_takes_over_when_the_other_stops(
 }
 
 #[test]
-fn d_lead_lookup_agrees_with_replay_scores() {
+fn lead_lookup_agrees_with_replay_scores() {
     let n = Names::new("lookup");
     create_topics(&n, 8);
     let records = stream(800, 13);
@@ -291,7 +291,7 @@ fn d_lead_lookup_agrees_with_replay_scores() {
 }
 
 #[test]
-fn e_sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
+fn sigterm_commits_offsets_and_exits_0_then_a_restart_restores_state() {
     let n = Names::new("sigterm");
     create_topics(&n, 4);
     let records = stream(600, 14);
@@ -377,7 +377,7 @@ fn wait_log(s: &Service, needle: &str) {
 }
 
 #[test]
-fn f_sighup_reloads_the_rules_and_a_broken_file_keeps_the_previous_ones() {
+fn sighup_reloads_the_rules_and_a_broken_file_keeps_the_previous_ones() {
     let n = Names::new("reload");
     create_topics(&n, 2);
     let dir = tempfile::tempdir().unwrap();
