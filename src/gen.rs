@@ -240,11 +240,21 @@ impl LeadGen<'_> {
     }
 }
 
-/// Generates a stream.
-pub fn generate(cfg: &GenConfig) -> Generated {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let end = cfg.start + cfg.days as Micros * DAY;
+/// Who a lead is: drawn from its latent intent `z`.
+struct Profile {
+    tier: usize,
+    title: &'static str,
+    industry: &'static str,
+    size: f64,
+    country: &'static str,
+    corporate: bool,
+    email: String,
+    /// A corporate mail scanner opens and clicks every email at once.
+    scanner: bool,
+}
 
+/// The newsletter, webinar-invite and pricing-update campaigns of the activity window.
+fn schedule_campaigns(cfg: &GenConfig, end: Micros) -> Vec<Campaign> {
     let mut campaigns = Vec::new();
     let mut t = cfg.start + 2 * DAY + 14 * HOUR;
     let mut n = 0;
@@ -271,7 +281,15 @@ pub fn generate(cfg: &GenConfig) -> Generated {
         t += 7 * DAY;
         n += 1;
     }
+    campaigns
+}
 
+/// Generates a stream: per lead, its profile, web sessions, forms, email activity and outcome,
+/// then each event's delivery.
+pub fn generate(cfg: &GenConfig) -> Generated {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let end = cfg.start + cfg.days as Micros * DAY;
+    let campaigns = schedule_campaigns(cfg, end);
     let normal = Normal::new(0.0, 1.0).unwrap();
     let mut records = Vec::new();
     let mut outcomes = Vec::with_capacity(cfg.leads);
@@ -284,38 +302,71 @@ pub fn generate(cfg: &GenConfig) -> Generated {
             lead_id: lead_id.clone(),
             events: Vec::new(),
         };
+        let profile = g.profile(z);
+        let session_times = g.web_sessions(z, created, end);
+        let wants_demo = g.forms(z, created, &session_times, &profile);
+        g.emails(z, created, &campaigns, &profile);
+        let (converted, converted_at) = g.outcome(z, created, &profile, wants_demo);
+        let events = std::mem::take(&mut g.events);
+        deliver(&mut rng, cfg, &lead_id, events, end, &mut records);
+        outcomes.push(LeadOutcome {
+            lead_id,
+            converted,
+            converted_at,
+            intent: z,
+        });
+    }
+    records.sort_by_key(|r| r.delivered_at);
+    Generated { records, outcomes }
+}
 
-        // Who the lead is.
+impl LeadGen<'_> {
+    /// Who the lead is.
+    fn profile(&mut self, z: f64) -> Profile {
         let tier_w: Vec<(usize, f64)> = (0..4)
             .map(|k| (k, [5.0, 3.0, 1.5, 0.5][k] * (0.45 * z * k as f64).exp()))
             .collect();
-        let tier = *pick_weighted(g.rng, &tier_w);
-        let title = TITLES[tier][g.rng.random_range(0..TITLES[tier].len())];
+        let tier = *pick_weighted(self.rng, &tier_w);
+        let title = TITLES[tier][self.rng.random_range(0..TITLES[tier].len())];
         let ind_w: Vec<(&str, f64)> = INDUSTRIES
             .iter()
             .enumerate()
             .map(|(k, s)| (*s, if k < 2 { 1.5 * (0.5 * z).exp() } else { 1.0 }))
             .collect();
-        let industry = *pick_weighted(g.rng, &ind_w);
+        let industry = *pick_weighted(self.rng, &ind_w);
         let size: f64 = LogNormal::new((80.0f64).ln() + 0.3 * z, 1.4)
             .unwrap()
-            .sample(g.rng);
+            .sample(self.rng);
         let size = size.max(1.0).round();
-        let country = *pick_weighted(g.rng, &COUNTRIES);
-        let corporate = g.rng.random::<f64>() < sigmoid(0.8 + 0.6 * z);
-        let first = FIRST[g.rng.random_range(0..FIRST.len())];
-        let last = LAST[g.rng.random_range(0..LAST.len())];
-        let company = COMPANIES[g.rng.random_range(0..COMPANIES.len())];
+        let country = *pick_weighted(self.rng, &COUNTRIES);
+        let corporate = self.rng.random::<f64>() < sigmoid(0.8 + 0.6 * z);
+        let first = FIRST[self.rng.random_range(0..FIRST.len())];
+        let last = LAST[self.rng.random_range(0..LAST.len())];
+        let company = COMPANIES[self.rng.random_range(0..COMPANIES.len())];
         let domain = if corporate {
             format!("{company}.com")
         } else {
-            FREE_MAIL[g.rng.random_range(0..FREE_MAIL.len())].to_string()
+            FREE_MAIL[self.rng.random_range(0..FREE_MAIL.len())].to_string()
         };
         let email = format!("{first}.{last}@{domain}");
-        let scanner = corporate && g.rng.random::<f64>() < 0.08;
+        let scanner = corporate && self.rng.random::<f64>() < 0.08;
+        Profile {
+            tier,
+            title,
+            industry,
+            size,
+            country,
+            corporate,
+            email,
+            scanner,
+        }
+    }
 
-        // Web sessions.
-        let sessions = 1 + Poisson::new(1.4 * (0.5 * z).exp()).unwrap().sample(g.rng) as usize;
+    /// Web sessions of page views; returns their start times.
+    fn web_sessions(&mut self, z: f64, created: Micros, end: Micros) -> Vec<Micros> {
+        let sessions = 1 + Poisson::new(1.4 * (0.5 * z).exp())
+            .unwrap()
+            .sample(self.rng) as usize;
         let gap = Exp::new(1.0 / (0.2 * (end - created) as f64)).unwrap();
         let pages: [(&str, f64); 8] = [
             ("/blog/", 4.0),
@@ -334,33 +385,39 @@ pub fn generate(cfg: &GenConfig) -> Generated {
                 break;
             }
             session_times.push(st);
-            let depth = 1 + Poisson::new(1.2 + 0.6 * z.max(0.0)).unwrap().sample(g.rng) as usize;
+            let depth = 1 + Poisson::new(1.2 + 0.6 * z.max(0.0))
+                .unwrap()
+                .sample(self.rng) as usize;
             let mut pt = st;
             for _ in 0..depth.min(12) {
-                let section = *pick_weighted(g.rng, &pages);
+                let section = *pick_weighted(self.rng, &pages);
                 let path = match section {
                     "/blog/" | "/docs/" | "/product/" | "/case-studies/" => {
-                        format!("{section}article-{}", g.rng.random_range(1..40))
+                        format!("{section}article-{}", self.rng.random_range(1..40))
                     }
                     s => s.to_string(),
                 };
-                g.page_view(pt, path);
-                pt += g.rng.random_range(20 * SEC..180 * SEC);
+                self.page_view(pt, path);
+                pt += self.rng.random_range(20 * SEC..180 * SEC);
             }
-            st += gap.sample(g.rng) as Micros + 30 * MIN;
+            st += gap.sample(self.rng) as Micros + 30 * MIN;
         }
+        session_times
+    }
 
-        // Forms: the first one carries the profile.
+    /// Form conversions; the first one carries the profile. Returns whether the lead asked for
+    /// a demo.
+    fn forms(&mut self, z: f64, created: Micros, sessions: &[Micros], p: &Profile) -> bool {
         let mut forms: Vec<(&str, OfferStage, f64)> = Vec::new();
-        if g.rng.random::<f64>() < sigmoid(-0.6 + 0.3 * z) {
+        if self.rng.random::<f64>() < sigmoid(-0.6 + 0.3 * z) {
             forms.push(("ebook-download", OfferStage::Tofu, 0.0));
         }
-        if g.rng.random::<f64>() < sigmoid(-1.8 + 0.8 * z) {
+        if self.rng.random::<f64>() < sigmoid(-1.8 + 0.8 * z) {
             forms.push(("webinar-registration", OfferStage::Mofu, 0.3));
         }
-        let wants_demo = g.rng.random::<f64>() < sigmoid(-3.3 + 1.4 * z);
+        let wants_demo = self.rng.random::<f64>() < sigmoid(-3.3 + 1.4 * z);
         if wants_demo {
-            let f = if g.rng.random::<bool>() {
+            let f = if self.rng.random::<bool>() {
                 "demo-request"
             } else {
                 "contact-sales"
@@ -368,169 +425,188 @@ pub fn generate(cfg: &GenConfig) -> Generated {
             forms.push((f, OfferStage::Bofu, 0.7));
         }
         for (k, (form, stage, pos)) in forms.iter().enumerate() {
-            let idx = ((session_times.len() as f64 - 1.0) * pos).round() as usize;
-            let ts = session_times.get(idx).copied().unwrap_or(created)
-                + g.rng.random_range(30 * SEC..600 * SEC);
-            let mut ev = g.base(EventType::FormConversion, ts);
+            let idx = ((sessions.len() as f64 - 1.0) * pos).round() as usize;
+            let ts = sessions.get(idx).copied().unwrap_or(created)
+                + self.rng.random_range(30 * SEC..600 * SEC);
+            let mut ev = self.base(EventType::FormConversion, ts);
             ev.form_id = Some(Cow::Borrowed(form));
             ev.offer_stage = Some(*stage);
             ev.url = Some(Cow::Owned(format!("{SITE}/forms/{form}")));
-            if k == 0 {
-                let size_value = if g.rng.random::<f64>() < 0.1 {
-                    FieldValue::Str(Cow::Owned(format!("{size}")))
-                } else {
-                    FieldValue::Num(size)
-                };
-                ev.fields = vec![
-                    (
-                        Cow::Borrowed("email"),
-                        FieldValue::Str(Cow::Owned(email.clone())),
-                    ),
-                    (
-                        Cow::Borrowed("job_title"),
-                        FieldValue::Str(Cow::Borrowed(title)),
-                    ),
-                    (
-                        Cow::Borrowed("industry"),
-                        FieldValue::Str(Cow::Borrowed(industry)),
-                    ),
-                    (Cow::Borrowed("company_size"), size_value),
-                    (
-                        Cow::Borrowed("country"),
-                        FieldValue::Str(Cow::Borrowed(country)),
-                    ),
-                ];
-            } else if g.rng.random::<f64>() < 0.15 {
-                // A later form with an updated title (promotion or a more honest answer).
-                let up = (tier + 1).min(3);
-                let t2 = TITLES[up][g.rng.random_range(0..TITLES[up].len())];
-                ev.fields = vec![
-                    (
-                        Cow::Borrowed("email"),
-                        FieldValue::Str(Cow::Owned(email.clone())),
-                    ),
-                    (
-                        Cow::Borrowed("job_title"),
-                        FieldValue::Str(Cow::Borrowed(t2)),
-                    ),
-                ];
-            }
+            ev.fields = self.form_fields(k == 0, p);
             ev.fields.sort_by(|a, b| a.0.cmp(&b.0));
-            g.events.push(ev);
+            self.events.push(ev);
         }
+        wants_demo
+    }
 
-        // Email.
-        for c in &campaigns {
-            if c.sent_at < created || g.rng.random::<f64>() > 0.85 {
+    /// The fields of a form: the whole profile on the first one; on a later one, sometimes an
+    /// updated title (a promotion or a more honest answer).
+    fn form_fields(
+        &mut self,
+        first: bool,
+        p: &Profile,
+    ) -> Vec<(Cow<'static, str>, FieldValue<'static>)> {
+        let text = |v: &str| FieldValue::Str(Cow::Owned(v.to_string()));
+        if first {
+            let size_value = if self.rng.random::<f64>() < 0.1 {
+                FieldValue::Str(Cow::Owned(format!("{}", p.size)))
+            } else {
+                FieldValue::Num(p.size)
+            };
+            return vec![
+                (Cow::Borrowed("email"), text(&p.email)),
+                (
+                    Cow::Borrowed("job_title"),
+                    FieldValue::Str(Cow::Borrowed(p.title)),
+                ),
+                (
+                    Cow::Borrowed("industry"),
+                    FieldValue::Str(Cow::Borrowed(p.industry)),
+                ),
+                (Cow::Borrowed("company_size"), size_value),
+                (
+                    Cow::Borrowed("country"),
+                    FieldValue::Str(Cow::Borrowed(p.country)),
+                ),
+            ];
+        }
+        if self.rng.random::<f64>() < 0.15 {
+            let up = (p.tier + 1).min(3);
+            let t2 = TITLES[up][self.rng.random_range(0..TITLES[up].len())];
+            return vec![
+                (Cow::Borrowed("email"), text(&p.email)),
+                (
+                    Cow::Borrowed("job_title"),
+                    FieldValue::Str(Cow::Borrowed(t2)),
+                ),
+            ];
+        }
+        Vec::new()
+    }
+
+    /// Opens and clicks of the campaigns sent after the lead appeared: a scanner's or a free-mail
+    /// proxy's (bot activity), then the person's own.
+    fn emails(&mut self, z: f64, created: Micros, campaigns: &[Campaign], p: &Profile) {
+        for c in campaigns {
+            if c.sent_at < created || self.rng.random::<f64>() > 0.85 {
                 continue;
             }
-            if scanner || (!corporate && g.rng.random::<f64>() < 0.25) {
-                let ua = if scanner {
-                    BOT_AGENTS[g.rng.random_range(0..3)]
+            if p.scanner || (!p.corporate && self.rng.random::<f64>() < 0.25) {
+                let ua = if p.scanner {
+                    BOT_AGENTS[self.rng.random_range(0..3)]
                 } else {
                     BOT_AGENTS[3]
                 };
-                let ts = c.sent_at + g.rng.random_range(200_000..1_800_000);
-                let mut ev = g.base(EventType::EmailOpen, ts);
-                ev.campaign_id = Some(Cow::Owned(c.id.clone()));
-                ev.sent_at = Some(c.sent_at);
-                ev.user_agent = Some(Cow::Borrowed(ua));
-                g.events.push(ev);
-                if scanner {
-                    let cts = ts + g.rng.random_range(0..500_000);
-                    let mut click = g.base(EventType::Click, cts);
-                    click.campaign_id = Some(Cow::Owned(c.id.clone()));
-                    click.sent_at = Some(c.sent_at);
-                    click.user_agent = Some(Cow::Borrowed(ua));
-                    click.url = Some(Cow::Owned(format!("{SITE}{}", c.landing)));
-                    g.events.push(click);
+                let ts = c.sent_at + self.rng.random_range(200_000..1_800_000);
+                self.email_open(c, ts, ua);
+                if p.scanner {
+                    let cts = ts + self.rng.random_range(0..500_000);
+                    self.email_click(c, cts, ua);
                 }
             }
-            if g.rng.random::<f64>() < sigmoid(-0.9 + 0.7 * z) {
+            if self.rng.random::<f64>() < sigmoid(-0.9 + 0.7 * z) {
                 let delay: f64 = LogNormal::new((3.0f64 * 3600.0).ln(), 1.2)
                     .unwrap()
-                    .sample(g.rng);
+                    .sample(self.rng);
                 let ts = c.sent_at + (delay * SEC as f64) as Micros + 5 * SEC;
-                let ua = HUMAN_AGENTS[g.rng.random_range(0..HUMAN_AGENTS.len())];
-                let mut ev = g.base(EventType::EmailOpen, ts);
-                ev.campaign_id = Some(Cow::Owned(c.id.clone()));
-                ev.sent_at = Some(c.sent_at);
-                ev.user_agent = Some(Cow::Borrowed(ua));
-                g.events.push(ev);
-                if g.rng.random::<f64>() < sigmoid(-1.2 + 0.8 * z) {
-                    let cts = ts + g.rng.random_range(5 * SEC..5 * MIN);
-                    let mut click = g.base(EventType::Click, cts);
-                    click.campaign_id = Some(Cow::Owned(c.id.clone()));
-                    click.sent_at = Some(c.sent_at);
-                    click.user_agent = Some(Cow::Borrowed(ua));
-                    click.url = Some(Cow::Owned(format!("{SITE}{}", c.landing)));
-                    g.events.push(click);
-                    g.page_view(cts + 2 * SEC, c.landing.to_string());
+                let ua = HUMAN_AGENTS[self.rng.random_range(0..HUMAN_AGENTS.len())];
+                self.email_open(c, ts, ua);
+                if self.rng.random::<f64>() < sigmoid(-1.2 + 0.8 * z) {
+                    let cts = ts + self.rng.random_range(5 * SEC..5 * MIN);
+                    self.email_click(c, cts, ua);
+                    self.page_view(cts + 2 * SEC, c.landing.to_string());
                 }
             }
         }
+    }
 
-        // Outcome.
-        let last_ts = g.events.iter().map(|e| e.ts).max().unwrap_or(created);
+    fn email_open(&mut self, c: &Campaign, ts: Micros, ua: &'static str) {
+        let mut ev = self.base(EventType::EmailOpen, ts);
+        ev.campaign_id = Some(Cow::Owned(c.id.clone()));
+        ev.sent_at = Some(c.sent_at);
+        ev.user_agent = Some(Cow::Borrowed(ua));
+        self.events.push(ev);
+    }
+
+    fn email_click(&mut self, c: &Campaign, ts: Micros, ua: &'static str) {
+        let mut click = self.base(EventType::Click, ts);
+        click.campaign_id = Some(Cow::Owned(c.id.clone()));
+        click.sent_at = Some(c.sent_at);
+        click.user_agent = Some(Cow::Borrowed(ua));
+        click.url = Some(Cow::Owned(format!("{SITE}{}", c.landing)));
+        self.events.push(click);
+    }
+
+    /// Whether and when the lead converts: logistic in intent, seniority, industry and a demo
+    /// request.
+    fn outcome(
+        &mut self,
+        z: f64,
+        created: Micros,
+        p: &Profile,
+        wants_demo: bool,
+    ) -> (bool, Option<Micros>) {
+        let last_ts = self.events.iter().map(|e| e.ts).max().unwrap_or(created);
         let logit = -4.0
             + 1.5 * z
-            + if tier >= 2 { 0.5 } else { 0.0 }
-            + if industry == "software" || industry == "saas" {
+            + if p.tier >= 2 { 0.5 } else { 0.0 }
+            + if p.industry == "software" || p.industry == "saas" {
                 0.3
             } else {
                 0.0
             }
             + if wants_demo { 0.8 } else { 0.0 };
-        let converted = g.rng.random::<f64>() < sigmoid(logit);
+        let converted = self.rng.random::<f64>() < sigmoid(logit);
         let converted_at = converted.then(|| {
-            last_ts + (Exp::new(1.0 / 4.0).unwrap().sample(g.rng) * DAY as f64) as Micros + HOUR
+            last_ts + (Exp::new(1.0 / 4.0).unwrap().sample(self.rng) * DAY as f64) as Micros + HOUR
         });
+        (converted, converted_at)
+    }
+}
 
-        // Delivery: mostly in order, some late, a few twice, optionally some broken.
-        let events = std::mem::take(&mut g.events);
-        for ev in events {
-            if ev.ts >= end {
-                continue;
-            }
-            let late = if rng.random::<f64>() < cfg.late_fraction {
-                rng.random_range(SEC..15 * MIN)
-            } else {
-                rng.random_range(0..500_000)
-            };
-            let delivered_at = ev.ts + late;
-            if rng.random::<f64>() < cfg.invalid_fraction {
-                records.push(GenRecord {
-                    delivered_at,
-                    lead_id: lead_id.clone(),
-                    event: None,
-                    malformed: Some(malform(&mut rng, &ev)),
-                });
-                continue;
-            }
-            if rng.random::<f64>() < cfg.duplicate_fraction {
-                records.push(GenRecord {
-                    delivered_at: delivered_at + rng.random_range(SEC..2 * MIN),
-                    lead_id: lead_id.clone(),
-                    event: Some(ev.clone()),
-                    malformed: None,
-                });
-            }
+/// Delivery: mostly in order, some late, a few twice, optionally some broken.
+fn deliver(
+    rng: &mut ChaCha8Rng,
+    cfg: &GenConfig,
+    lead_id: &str,
+    events: Vec<Event<'static>>,
+    end: Micros,
+    records: &mut Vec<GenRecord>,
+) {
+    for ev in events {
+        if ev.ts >= end {
+            continue;
+        }
+        let late = if rng.random::<f64>() < cfg.late_fraction {
+            rng.random_range(SEC..15 * MIN)
+        } else {
+            rng.random_range(0..500_000)
+        };
+        let delivered_at = ev.ts + late;
+        if rng.random::<f64>() < cfg.invalid_fraction {
             records.push(GenRecord {
                 delivered_at,
-                lead_id: lead_id.clone(),
-                event: Some(ev),
+                lead_id: lead_id.to_string(),
+                event: None,
+                malformed: Some(malform(rng, &ev)),
+            });
+            continue;
+        }
+        if rng.random::<f64>() < cfg.duplicate_fraction {
+            records.push(GenRecord {
+                delivered_at: delivered_at + rng.random_range(SEC..2 * MIN),
+                lead_id: lead_id.to_string(),
+                event: Some(ev.clone()),
                 malformed: None,
             });
         }
-        outcomes.push(LeadOutcome {
-            lead_id,
-            converted,
-            converted_at,
-            intent: z,
+        records.push(GenRecord {
+            delivered_at,
+            lead_id: lead_id.to_string(),
+            event: Some(ev),
+            malformed: None,
         });
     }
-    records.sort_by_key(|r| r.delivered_at);
-    Generated { records, outcomes }
 }
 
 /// A broken variant of an event: one of the kinds of bad input SPEC §2 names.
