@@ -238,7 +238,22 @@ fn excluded(header: &str, patterns: &[String]) -> bool {
 /// The time stamp given to table rows (a table has no event time; fit points do not decay).
 pub const TABLE_TS: Micros = 946_684_800_000_000; // 2000-01-01T00:00:00Z
 
-/// Reads a flat lead table.
+/// Which columns of a lead table hold what.
+struct TableColumns {
+    label: usize,
+    id: Option<usize>,
+    /// Columns without a header (a trailing comma in every line): must stay empty.
+    unnamed: Vec<usize>,
+    /// Columns that become profile fields.
+    used: Vec<usize>,
+}
+
+/// One data row: lead id, label, and the used columns' values (`None` when missing).
+type TableRow = (String, bool, Vec<Option<String>>);
+
+/// Reads a flat lead table: columns located, each used column mapped to a profile field, the
+/// rows read (a column is numeric when every present value is a number), then one
+/// `form_conversion` per lead.
 pub fn read_table(spec: &TableSpec) -> Result<Table> {
     let path = &spec.path;
     let mut rdr = csv::ReaderBuilder::new()
@@ -246,6 +261,23 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
         .from_path(path)
         .with_context(|| format!("cannot read lead table {}", path.display()))?;
     let headers = rdr.headers()?.clone();
+    let cols = locate_columns(spec, &headers)?;
+    let mut columns = column_mappings(path, &headers, &cols.used)?;
+    let (rows, skipped) = read_rows(spec, &mut rdr, &cols, &mut columns)?;
+    let (events, outcomes) = table_events(path, rows, &columns)?;
+    Ok(Table {
+        events,
+        outcomes,
+        columns,
+        skipped_rows: skipped,
+    })
+}
+
+/// Finds the label and id columns, checks every `--exclude` pattern matches, and lists the
+/// columns that become profile fields.
+fn locate_columns(spec: &TableSpec, headers: &csv::StringRecord) -> Result<TableColumns> {
+    let path = &spec.path;
+    let all = || headers.iter().collect::<Vec<_>>().join(", ");
     let find = |name: &str, what: &str| {
         headers
             .iter()
@@ -254,12 +286,12 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
                 anyhow!(
                     "{}: no column `{name}` for {what} (columns: {})",
                     path.display(),
-                    headers.iter().collect::<Vec<_>>().join(", ")
+                    all()
                 )
             })
     };
-    let label_col = find(&spec.label, "--label")?;
-    let id_col = match &spec.id_column {
+    let label = find(&spec.label, "--label")?;
+    let id = match &spec.id_column {
         Some(c) => Some(find(c, "--id-column")?),
         None => None,
     };
@@ -268,28 +300,38 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
             bail!(
                 "{}: --exclude `{p}` matches no column (columns: {})",
                 path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
+                all()
             );
         }
     }
-    let missing: Vec<String> = spec.missing.iter().map(|m| m.to_lowercase()).collect();
-    let is_missing = |v: &str| v.is_empty() || missing.iter().any(|m| v.eq_ignore_ascii_case(m));
-
-    // Columns without a header (a trailing comma in every line) must be empty; they are skipped.
     let unnamed: Vec<usize> = (0..headers.len())
         .filter(|&i| field_name(&headers[i]).is_empty())
         .collect();
     let used: Vec<usize> = (0..headers.len())
         .filter(|&i| {
-            i != label_col
-                && Some(i) != id_col
+            i != label
+                && Some(i) != id
                 && !excluded(&headers[i], &spec.exclude)
                 && !unnamed.contains(&i)
         })
         .collect();
+    Ok(TableColumns {
+        label,
+        id,
+        unnamed,
+        used,
+    })
+}
+
+/// Column → profile field (snake case of the header); two columns may not map to one field.
+fn column_mappings(
+    path: &Path,
+    headers: &csv::StringRecord,
+    used: &[usize],
+) -> Result<Vec<ColumnMapping>> {
     let mut columns: Vec<ColumnMapping> = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
-    for &i in &used {
+    for &i in used {
         let field = field_name(&headers[i]);
         if field.is_empty() {
             bail!(
@@ -313,13 +355,27 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
             present: 0,
         });
     }
+    Ok(columns)
+}
 
-    let mut rows: Vec<(String, bool, Vec<Option<String>>)> = Vec::new();
+/// The data rows with a readable label and id (the others are counted as skipped); notes per
+/// column how often it is present and whether every value is a number.
+fn read_rows(
+    spec: &TableSpec,
+    rdr: &mut csv::Reader<std::fs::File>,
+    cols: &TableColumns,
+    columns: &mut [ColumnMapping],
+) -> Result<(Vec<TableRow>, usize)> {
+    let path = &spec.path;
+    let missing: Vec<String> = spec.missing.iter().map(|m| m.to_lowercase()).collect();
+    let is_missing = |v: &str| v.is_empty() || missing.iter().any(|m| v.eq_ignore_ascii_case(m));
+    let mut rows: Vec<TableRow> = Vec::new();
     let mut skipped = 0;
     for (n, rec) in rdr.records().enumerate() {
         let line = n + 2;
         let rec = rec.with_context(|| format!("{}:{line}: bad CSV", path.display()))?;
-        if let Some(&c) = unnamed
+        if let Some(&c) = cols
+            .unnamed
             .iter()
             .find(|&&c| !rec.get(c).unwrap_or("").is_empty())
         {
@@ -329,11 +385,11 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
                 c + 1
             );
         }
-        let Some(label) = parse_flag(rec.get(label_col).unwrap_or("")) else {
+        let Some(label) = parse_flag(rec.get(cols.label).unwrap_or("")) else {
             skipped += 1;
             continue;
         };
-        let id = match id_col {
+        let id = match cols.id {
             Some(c) => rec.get(c).unwrap_or("").to_string(),
             None => format!("row-{}", n + 1),
         };
@@ -341,7 +397,8 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
             skipped += 1;
             continue;
         }
-        let values: Vec<Option<String>> = used
+        let values: Vec<Option<String>> = cols
+            .used
             .iter()
             .zip(columns.iter_mut())
             .map(|(&c, m)| {
@@ -359,16 +416,24 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
             .collect();
         rows.push((id, label, values));
     }
-    for m in &mut columns {
+    for m in columns.iter_mut() {
         m.numeric &= m.present > 0;
     }
+    Ok((rows, skipped))
+}
 
+/// One `form_conversion` per row, its profile the row's present values, and the outcomes.
+fn table_events(
+    path: &Path,
+    rows: Vec<TableRow>,
+    columns: &[ColumnMapping],
+) -> Result<(Vec<Event<'static>>, Outcomes)> {
     let mut outcomes = Outcomes::default();
     let mut events = Vec::with_capacity(rows.len());
     for (n, (id, label, values)) in rows.into_iter().enumerate() {
         let fields: Vec<(Cow<'static, str>, FieldValue<'static>)> = values
             .into_iter()
-            .zip(&columns)
+            .zip(columns)
             .filter_map(|(v, m)| {
                 let v = v?;
                 let value = if m.numeric {
@@ -403,12 +468,7 @@ pub fn read_table(spec: &TableSpec) -> Result<Table> {
             },
         )?;
     }
-    Ok(Table {
-        events,
-        outcomes,
-        columns,
-        skipped_rows: skipped,
-    })
+    Ok((events, outcomes))
 }
 
 #[cfg(test)]

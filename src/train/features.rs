@@ -217,37 +217,48 @@ fn segment(url: &str) -> &str {
     p.split('/').next().unwrap_or("")
 }
 
-/// Finds candidate rules in the history (bot activity and events at or after a lead's
-/// conversion excluded, so the candidates themselves carry no leakage).
-pub fn discover(
-    events: &[Event<'_>],
-    bot: &BotFilter,
-    outcomes: &Outcomes,
-    opt: &CandidateOptions,
-) -> Vec<Candidate> {
-    let mut sup = Support::default();
-    let mut durations: HashMap<String, Vec<f64>> = HashMap::new();
-    // Latest profile value per (lead, field): (ts, value).
-    let mut profile: HashMap<(u32, String), (i64, String)> = HashMap::new();
-    for ev in events {
-        let Some((lead, true)) = lead_of(outcomes, ev) else {
-            continue;
-        };
-        if bot.is_bot(ev) {
-            continue;
+/// What the history shows, per lead with an outcome (bot activity and events at or after a
+/// lead's conversion excluded): support of each kind of activity, dwell times per section, and
+/// the latest value of each profile field.
+#[derive(Default)]
+struct Observed {
+    sup: Support,
+    durations: HashMap<String, Vec<f64>>,
+    /// Latest profile value per (lead, field): (ts, value).
+    profile: HashMap<(u32, String), (i64, String)>,
+}
+
+impl Observed {
+    fn of(events: &[Event<'_>], bot: &BotFilter, outcomes: &Outcomes, engagement: bool) -> Self {
+        let mut obs = Observed::default();
+        for ev in events {
+            let Some((lead, true)) = lead_of(outcomes, ev) else {
+                continue;
+            };
+            if bot.is_bot(ev) {
+                continue;
+            }
+            obs.note_profile(lead, ev);
+            if engagement {
+                obs.note_activity(lead, ev);
+            }
         }
-        // The profile: form fields only, as the engine takes them.
-        let fields = match ev.kind {
-            EventType::FormConversion => ev.fields.as_slice(),
-            _ => &[],
-        };
-        for (k, v) in fields {
+        obs
+    }
+
+    /// Form fields, as the engine takes them (`email_domain` derived from `email`).
+    fn note_profile(&mut self, lead: usize, ev: &Event<'_>) {
+        if ev.kind != EventType::FormConversion {
+            return;
+        }
+        for (k, v) in &ev.fields {
             let text = v.as_text().trim().to_string();
             if text.is_empty() {
                 continue;
             }
             let mut put = |field: String, value: String| {
-                let e = profile
+                let e = self
+                    .profile
                     .entry((lead as u32, field))
                     .or_insert((i64::MIN, String::new()));
                 if ev.ts >= e.0 {
@@ -261,17 +272,20 @@ pub fn discover(
             }
             put(k.to_string(), text);
         }
-        if !opt.engagement {
-            continue;
-        }
+    }
+
+    /// Which leads did what: pages by first path segment, opens and clicks by campaign, forms
+    /// by id and offer stage.
+    fn note_activity(&mut self, lead: usize, ev: &Event<'_>) {
+        let sup = &mut self.sup;
         match ev.kind {
             EventType::PageView => {
                 let seg = ev.url.as_deref().map(segment).unwrap_or("");
                 sup.note("pv:*".into(), lead);
                 sup.note(format!("pv:{seg}"), lead);
                 if let Some(d) = ev.duration_s {
-                    durations.entry(seg.to_string()).or_default().push(d);
-                    durations.entry("*".into()).or_default().push(d);
+                    self.durations.entry(seg.to_string()).or_default().push(d);
+                    self.durations.entry("*".into()).or_default().push(d);
                 }
             }
             EventType::EmailOpen => {
@@ -291,39 +305,65 @@ pub fn discover(
                 if let Some(f) = &ev.form_id {
                     sup.note(format!("formid:{f}"), lead);
                 }
-                if let Some(s) = ev.offer_stage {
-                    sup.note(format!("stage:{}", s.as_str()), lead);
+                if let Some(st) = ev.offer_stage {
+                    sup.note(format!("stage:{}", st.as_str()), lead);
                 }
             }
         }
     }
+}
+
+/// Finds candidate rules in the history (bot activity and events at or after a lead's
+/// conversion excluded, so the candidates themselves carry no leakage).
+pub fn discover(
+    events: &[Event<'_>],
+    bot: &BotFilter,
+    outcomes: &Outcomes,
+    opt: &CandidateOptions,
+) -> Vec<Candidate> {
+    let mut obs = Observed::of(events, bot, outcomes, opt.engagement);
     let min = opt.min_support.max(1);
     let mut out = Vec::new();
-    let mut push = |name: String, kind: Kind| out.push(Candidate { name, kind });
-    let mut read = Vec::new();
-    let any = Criteria::default;
+    page_view_candidates(&mut obs, min, opt, &mut out);
+    email_and_form_candidates(&obs.sup, min, opt, &mut out);
+    profile_candidates(obs.profile, outcomes.ids.len(), min, opt, &mut out);
+    out
+}
 
-    // Page views: any page, each first path segment, and "read" (dwell ≥ the section's median).
-    let segs = sup.top("pv:", min, opt.max_values + 1);
+/// A pattern that matches one URL path section exactly: the home page (empty segment), or a
+/// segment that is a prefix of another one.
+fn section_pattern(seg: &str, segs: &[(String, usize)]) -> Option<String> {
+    let clash = segs
+        .iter()
+        .any(|(o, _)| o != seg && o != "*" && o.starts_with(seg));
+    if seg.is_empty() {
+        Some(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/?(?:[?#].*)?$".to_string())
+    } else if clash {
+        Some(format!(
+            r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/{}(?:[/?#].*)?$",
+            regex::escape(seg)
+        ))
+    } else {
+        None
+    }
+}
+
+/// Page views: any page, each first path segment, and "read" (dwell ≥ the section's median),
+/// the read ones after the others.
+fn page_view_candidates(
+    obs: &mut Observed,
+    min: usize,
+    opt: &CandidateOptions,
+    out: &mut Vec<Candidate>,
+) {
+    let any = Criteria::default;
+    let mut read = Vec::new();
+    let segs = obs.sup.top("pv:", min, opt.max_values + 1);
     for (seg, _) in &segs {
         let (name, section) = if seg == "*" {
             ("page view".to_string(), any())
         } else {
-            let clash = segs
-                .iter()
-                .any(|(o, _)| o != seg && o != "*" && o.starts_with(seg.as_str()));
-            // The home page, or a segment that is a prefix of another: an anchored regex.
-            let pattern = if seg.is_empty() {
-                Some(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/?(?:[?#].*)?$".to_string())
-            } else if clash {
-                Some(format!(
-                    r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?/{}(?:[/?#].*)?$",
-                    regex::escape(seg)
-                ))
-            } else {
-                None
-            };
-            let c = match pattern {
+            let c = match section_pattern(seg, &segs) {
                 Some(p) => Criteria {
                     url_regex: Some(Regex::new(&p).expect("a valid pattern of ours")),
                     ..any()
@@ -335,7 +375,8 @@ pub fn discover(
             };
             (format!("page /{seg}"), c)
         };
-        if let Some(d) = durations
+        if let Some(d) = obs
+            .durations
             .get_mut(seg)
             .and_then(|v| median(v))
             .map(f64::round)
@@ -348,11 +389,28 @@ pub fn discover(
                 read.push((format!("{name} ≥{d}s"), c));
             }
         }
-        push(name, Kind::Engagement(EventType::PageView, section));
+        out.push(Candidate {
+            name,
+            kind: Kind::Engagement(EventType::PageView, section),
+        });
     }
     for (name, c) in read {
-        push(name, Kind::Engagement(EventType::PageView, c));
+        out.push(Candidate {
+            name,
+            kind: Kind::Engagement(EventType::PageView, c),
+        });
     }
+}
+
+/// Opens and clicks (any, per campaign), then forms (any, per form id, per offer stage).
+fn email_and_form_candidates(
+    sup: &Support,
+    min: usize,
+    opt: &CandidateOptions,
+    out: &mut Vec<Candidate>,
+) {
+    let any = Criteria::default;
+    let mut push = |name: String, kind: Kind| out.push(Candidate { name, kind });
     for (key, name, on) in [
         ("open:", "email open", EventType::EmailOpen),
         ("click:", "email click", EventType::Click),
@@ -387,8 +445,17 @@ pub fn discover(
         };
         push(format!("form stage={st}"), form(c));
     }
+}
 
-    // Profile fields.
+/// Profile fields, by field name: "given" (when not every lead has it), then quantile
+/// thresholds for numeric fields or the most frequent values for others.
+fn profile_candidates(
+    profile: HashMap<(u32, String), (i64, String)>,
+    leads: usize,
+    min: usize,
+    opt: &CandidateOptions,
+    out: &mut Vec<Candidate>,
+) {
     let mut by_field: HashMap<String, Vec<String>> = HashMap::new();
     for ((_, field), (_, value)) in profile {
         by_field.entry(field).or_default().push(value);
@@ -400,64 +467,84 @@ pub fn discover(
         if present < min {
             continue;
         }
-        if present < outcomes.ids.len() {
-            push(
-                format!("{field} given"),
-                Kind::Exists {
+        if present < leads {
+            out.push(Candidate {
+                name: format!("{field} given"),
+                kind: Kind::Exists {
                     field: field.clone(),
                 },
-            );
+            });
         }
         let nums: Vec<f64> = values
             .iter()
             .filter_map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite()))
             .collect();
         if nums.len() == present {
-            let mut sorted = nums;
-            sorted.sort_by(f64::total_cmp);
-            let mut last = sorted[0];
-            for b in 1..opt.bins.max(2) {
-                let q = sorted[(sorted.len() * b / opt.bins.max(2)).min(sorted.len() - 1)];
-                if q <= last {
-                    continue;
-                }
-                let n = sorted.len() - sorted.partition_point(|&x| x < q);
-                if n < min || sorted.len() - n < min {
-                    continue;
-                }
-                last = q;
-                push(
-                    format!("{field} ≥ {}", crate::event::number_text(q)),
-                    Kind::AtLeast {
-                        field: field.clone(),
-                        value: q,
-                    },
-                );
-            }
-            continue;
-        }
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for v in &values {
-            *counts.entry(v.to_lowercase()).or_default() += 1;
-        }
-        // An identifier (mostly distinct values, e.g. email) says nothing about a new lead.
-        if counts.len() > opt.max_values && counts.len() * 2 > present {
-            continue;
-        }
-        let mut top: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= min).collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        top.truncate(opt.max_values);
-        for (value, _) in top {
-            push(
-                format!("{field} = {value}"),
-                Kind::Equals {
-                    field: field.clone(),
-                    value,
-                },
-            );
+            numeric_thresholds(&field, nums, min, opt, out);
+        } else {
+            frequent_values(&field, &values, min, opt, out);
         }
     }
-    out
+}
+
+/// "field ≥ q" at the quantiles of a numeric field, each with enough leads on both sides.
+fn numeric_thresholds(
+    field: &str,
+    mut sorted: Vec<f64>,
+    min: usize,
+    opt: &CandidateOptions,
+    out: &mut Vec<Candidate>,
+) {
+    sorted.sort_by(f64::total_cmp);
+    let mut last = sorted[0];
+    for b in 1..opt.bins.max(2) {
+        let q = sorted[(sorted.len() * b / opt.bins.max(2)).min(sorted.len() - 1)];
+        if q <= last {
+            continue;
+        }
+        let n = sorted.len() - sorted.partition_point(|&x| x < q);
+        if n < min || sorted.len() - n < min {
+            continue;
+        }
+        last = q;
+        out.push(Candidate {
+            name: format!("{field} ≥ {}", crate::event::number_text(q)),
+            kind: Kind::AtLeast {
+                field: field.to_string(),
+                value: q,
+            },
+        });
+    }
+}
+
+/// "field = value" for the most frequent values of a text field; none for an identifier
+/// (mostly distinct values, e.g. email), which says nothing about a new lead.
+fn frequent_values(
+    field: &str,
+    values: &[String],
+    min: usize,
+    opt: &CandidateOptions,
+    out: &mut Vec<Candidate>,
+) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for v in values {
+        *counts.entry(v.to_lowercase()).or_default() += 1;
+    }
+    if counts.len() > opt.max_values && counts.len() * 2 > values.len() {
+        return;
+    }
+    let mut top: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= min).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(opt.max_values);
+    for (value, _) in top {
+        out.push(Candidate {
+            name: format!("{field} = {value}"),
+            kind: Kind::Equals {
+                field: field.to_string(),
+                value,
+            },
+        });
+    }
 }
 
 /// Runs the engine over the history; state per lead with outcome (events at or after a lead's
