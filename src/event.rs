@@ -450,8 +450,10 @@ pub fn check_key(ev: &Event<'_>, key: Option<&[u8]>) -> Result<(), InvalidEvent>
     }
 }
 
+/// Decoded but not yet validated fields, common to both encodings: JSON deserializes straight
+/// into it (borrowing from the payload), Protobuf is converted into it.
 #[derive(Deserialize)]
-struct RawEvent<'a> {
+struct Fields<'a> {
     #[serde(borrow, default)]
     event_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, rename = "type")]
@@ -474,8 +476,17 @@ struct RawEvent<'a> {
     form_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     offer_stage: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    fields: Option<RawFields<'a>>,
+    /// `null` or absent: no fields.
+    #[serde(borrow, default, deserialize_with = "optional_fields")]
+    fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
+}
+
+fn optional_fields<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(Cow<'a, str>, FieldValue<'a>)>, D::Error> {
+    Ok(Option::<RawFields<'a>>::deserialize(d)?
+        .map(|f| f.0)
+        .unwrap_or_default())
 }
 
 struct RawFields<'a>(Vec<(Cow<'a, str>, FieldValue<'a>)>);
@@ -547,21 +558,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawFieldValue<'a> {
 
 /// Decodes and validates a JSON payload.
 pub fn decode_json(payload: &[u8]) -> Result<Event<'_>, InvalidEvent> {
-    match serde_json::from_slice::<RawEvent<'_>>(payload) {
-        Ok(raw) => validate(Fields {
-            event_id: raw.event_id,
-            kind: raw.kind,
-            lead_id: raw.lead_id,
-            ts: raw.ts,
-            url: raw.url,
-            duration_s: raw.duration_s,
-            campaign_id: raw.campaign_id,
-            sent_at: raw.sent_at,
-            user_agent: raw.user_agent,
-            form_id: raw.form_id,
-            offer_stage: raw.offer_stage,
-            fields: raw.fields.map(|f| f.0).unwrap_or_default(),
-        }),
+    match serde_json::from_slice::<Fields<'_>>(payload) {
+        Ok(fields) => validate(fields),
         Err(e) => Err(explain_json_error(payload, Some(e))),
     }
 }
@@ -685,22 +683,6 @@ pub fn decode_protobuf(payload: &[u8]) -> Result<Event<'static>, InvalidEvent> {
         offer_stage: p.offer_stage.map(Cow::Owned),
         fields,
     })
-}
-
-/// Decoded but not yet validated fields, common to both encodings.
-struct Fields<'a> {
-    event_id: Option<Cow<'a, str>>,
-    kind: Option<Cow<'a, str>>,
-    lead_id: Option<Cow<'a, str>>,
-    ts: Option<Cow<'a, str>>,
-    url: Option<Cow<'a, str>>,
-    duration_s: Option<f64>,
-    campaign_id: Option<Cow<'a, str>>,
-    sent_at: Option<Cow<'a, str>>,
-    user_agent: Option<Cow<'a, str>>,
-    form_id: Option<Cow<'a, str>>,
-    offer_stage: Option<Cow<'a, str>>,
-    fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
 }
 
 fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidEvent> {

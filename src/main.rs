@@ -311,6 +311,22 @@ fn cmd_replay(a: ReplayArgs) -> Result<ExitCode> {
 }
 
 fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
+    let (opt, out) = train_options(a)?;
+    let trained = leadscore::train::train(&opt)?;
+    write_training(&trained, &out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `train` writes what.
+struct TrainOutputs {
+    output: PathBuf,
+    report: Option<PathBuf>,
+    predictions: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+/// Checks the training arguments and turns them into options.
+fn train_options(a: TrainArgs) -> Result<(leadscore::train::TrainOptions, TrainOutputs)> {
     use leadscore::train::{self, data::TableSpec, features::CandidateOptions, Source, Target};
     let target = match (a.target_probability, a.target_rate) {
         (_, Some(r)) => {
@@ -374,7 +390,17 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         name: a.name,
         bootstrap: a.bootstrap,
     };
-    let trained = train::train(&opt)?;
+    let out = TrainOutputs {
+        output: a.output,
+        report: a.report,
+        predictions: a.predictions,
+        plot: a.plot,
+    };
+    Ok((opt, out))
+}
+
+/// Writes the learned rules, the report, the predictions and the plot.
+fn write_training(trained: &leadscore::train::Trained, a: &TrainOutputs) -> Result<()> {
     std::fs::write(&a.output, &trained.rules_text)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     print!("{}", trained.report.text());
@@ -396,15 +422,27 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         println!("predictions written to {}", path.display());
     }
     if let Some(path) = &a.plot {
-        match train::plot::write_png(&trained.report, path) {
+        match leadscore::train::plot::write_png(&trained.report, path) {
             Ok(()) => println!("curves drawn to {}", path.display()),
             Err(e) => eprintln!("WARNING: {e:#} (rules and report are written)"),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
+    let cfg = gen_config(&a)?;
+    let started = Instant::now();
+    let g = gen::generate(&cfg);
+    match &a.topic {
+        Some(topic) => produce_generated(&a, topic, &g, started)?,
+        None => write_generated(&a, &g, started)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the generator arguments.
+fn gen_config(a: &GenArgs) -> Result<GenConfig> {
     let start = parse_rfc3339(&a.start).with_context(|| {
         format!(
             "--start {}: not an RFC 3339 timestamp (e.g. 2026-11-01T00:00:00Z)",
@@ -421,7 +459,7 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
             "{name} must be within 0..1, got {v}"
         );
     }
-    let cfg = GenConfig {
+    Ok(GenConfig {
         seed: a.seed,
         leads: a.leads,
         start,
@@ -429,45 +467,49 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
         late_fraction: a.late_fraction,
         duplicate_fraction: a.duplicate_fraction,
         invalid_fraction: a.invalid_fraction,
-    };
-    let started = Instant::now();
-    let g = gen::generate(&cfg);
-    if let Some(topic) = &a.topic {
-        if let Some(p) = &a.outcomes {
-            gen::write_outcomes(&g.outcomes, create(p)?)?;
-        }
-        let total = g.records.len();
-        eprintln!(
-            "gen: producing {total} events for {} leads to {topic} on {}{}",
-            g.outcomes.len(),
-            a.brokers,
-            a.rate.map(|r| format!(" at {r:.0}/s")).unwrap_or_default()
-        );
-        let format = a.format;
-        let records = g.records.iter().map(move |r| {
-            let payload = match (format, &r.event) {
-                (WireFormat::Protobuf, Some(ev)) => {
-                    use prost::Message;
-                    ev.to_proto().encode_to_vec()
-                }
-                _ => r.json_line().into_bytes(),
-            };
-            (r.lead_id.clone(), payload)
-        });
-        let (sent, _) = leadscore::kafka::produce_all(
-            &a.brokers,
-            &Default::default(),
-            topic,
-            records,
-            a.rate,
-            |n| eprintln!("gen: {n}/{total} sent"),
-        )?;
-        eprintln!(
-            "gen: {sent} events acknowledged in {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
-        return Ok(ExitCode::SUCCESS);
+    })
+}
+
+/// Produces a generated stream to a Kafka topic (JSON or Protobuf), paced when asked.
+fn produce_generated(a: &GenArgs, topic: &str, g: &gen::Generated, started: Instant) -> Result<()> {
+    if let Some(p) = &a.outcomes {
+        gen::write_outcomes(&g.outcomes, create(p)?)?;
     }
+    let total = g.records.len();
+    eprintln!(
+        "gen: producing {total} events for {} leads to {topic} on {}{}",
+        g.outcomes.len(),
+        a.brokers,
+        a.rate.map(|r| format!(" at {r:.0}/s")).unwrap_or_default()
+    );
+    let format = a.format;
+    let records = g.records.iter().map(move |r| {
+        let payload = match (format, &r.event) {
+            (WireFormat::Protobuf, Some(ev)) => {
+                use prost::Message;
+                ev.to_proto().encode_to_vec()
+            }
+            _ => r.json_line().into_bytes(),
+        };
+        (r.lead_id.clone(), payload)
+    });
+    let (sent, _) = leadscore::kafka::produce_all(
+        &a.brokers,
+        &Default::default(),
+        topic,
+        records,
+        a.rate,
+        |n| eprintln!("gen: {n}/{total} sent"),
+    )?;
+    eprintln!(
+        "gen: {sent} events acknowledged in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes a generated stream as NDJSON (a file or stdout) and its outcomes.
+fn write_generated(a: &GenArgs, g: &gen::Generated, started: Instant) -> Result<()> {
     if a.output == "-" {
         gen::write_ndjson(
             &g.records,
@@ -489,7 +531,7 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     io::stderr().flush().ok();
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn cmd_run(a: RunArgs) -> Result<ExitCode> {

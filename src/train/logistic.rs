@@ -86,7 +86,8 @@ pub fn column_scales(rows: &[&Row], d: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Minimises `Σ logloss + λ/2 Σ (s_j·w_j)²` over the rows. `warm` starts from a previous fit.
+/// Minimises `Σ logloss + λ/2 Σ (s_j·w_j)²` over the rows by damped Newton steps. `warm`
+/// starts from a previous fit.
 pub fn fit(
     rows: &[&Row],
     y: &[bool],
@@ -99,69 +100,15 @@ pub fn fit(
     let pen: Vec<f64> = std::iter::once(0.0)
         .chain(scales.iter().map(|s| lambda * s * s))
         .collect();
-    let mut theta = vec![0.0; dim];
-    match warm {
-        Some(w) => {
-            theta[0] = w.intercept;
-            theta[1..].copy_from_slice(&w.coef);
-        }
-        None => {
-            let pos = y.iter().filter(|&&v| v).count() as f64;
-            let n = y.len().max(1) as f64;
-            let rate = ((pos + 0.5) / (n + 1.0)).clamp(1e-9, 1.0 - 1e-9);
-            theta[0] = (rate / (1.0 - rate)).ln();
-        }
-    }
-    let objective = |theta: &[f64]| -> f64 {
-        let mut f = 0.0;
-        for (r, &yi) in rows.iter().zip(y) {
-            let z = theta[0]
-                + r.iter()
-                    .map(|&(j, x)| theta[j as usize + 1] * x)
-                    .sum::<f64>();
-            f += if yi { softplus(-z) } else { softplus(z) };
-        }
-        f + 0.5 * theta.iter().zip(&pen).map(|(t, p)| p * t * t).sum::<f64>()
-    };
+    let mut theta = start(y, dim, warm);
+    let objective = |theta: &[f64]| penalised_loss(rows, y, &pen, theta);
     let mut f_cur = objective(&theta);
     let mut h = vec![0.0; dim * dim];
     let mut g = vec![0.0; dim];
     let mut iterations = 0;
     for _ in 0..100 {
         iterations += 1;
-        h.iter_mut().for_each(|v| *v = 0.0);
-        g.iter_mut().for_each(|v| *v = 0.0);
-        for (r, &yi) in rows.iter().zip(y) {
-            let z = theta[0]
-                + r.iter()
-                    .map(|&(j, x)| theta[j as usize + 1] * x)
-                    .sum::<f64>();
-            let p = sigmoid(z);
-            let resid = p - if yi { 1.0 } else { 0.0 };
-            let w = (p * (1.0 - p)).max(1e-12);
-            g[0] += resid;
-            h[0] += w;
-            for (a, &(ja, xa)) in r.iter().enumerate() {
-                let ia = ja as usize + 1;
-                g[ia] += resid * xa;
-                h[ia] += w * xa; // row 0, column ia (upper triangle)
-                let wx = w * xa;
-                for &(jb, xb) in &r[a..] {
-                    let ib = jb as usize + 1;
-                    h[ia * dim + ib] += wx * xb;
-                }
-            }
-        }
-        for i in 0..dim {
-            g[i] += pen[i] * theta[i];
-            h[i * dim + i] += pen[i] + 1e-10;
-        }
-        // Mirror the upper triangle.
-        for i in 0..dim {
-            for j in 0..i {
-                h[i * dim + j] = h[j * dim + i];
-            }
-        }
+        gradient_and_hessian(rows, y, &pen, &theta, &mut g, &mut h);
         let Some(step) = cholesky_solve(&mut h, &g, dim) else {
             break;
         };
@@ -194,6 +141,83 @@ pub fn fit(
         intercept: theta[0],
         coef: theta[1..].to_vec(),
         iterations,
+    }
+}
+
+/// The starting point: a previous fit, or zero weights at the (smoothed) base log-odds.
+fn start(y: &[bool], dim: usize, warm: Option<&Fit>) -> Vec<f64> {
+    let mut theta = vec![0.0; dim];
+    match warm {
+        Some(w) => {
+            theta[0] = w.intercept;
+            theta[1..].copy_from_slice(&w.coef);
+        }
+        None => {
+            let pos = y.iter().filter(|&&v| v).count() as f64;
+            let n = y.len().max(1) as f64;
+            let rate = ((pos + 0.5) / (n + 1.0)).clamp(1e-9, 1.0 - 1e-9);
+            theta[0] = (rate / (1.0 - rate)).ln();
+        }
+    }
+    theta
+}
+
+/// The margin `b + w·x` of a sparse row.
+fn margin_of(theta: &[f64], r: &Row) -> f64 {
+    theta[0]
+        + r.iter()
+            .map(|&(j, x)| theta[j as usize + 1] * x)
+            .sum::<f64>()
+}
+
+/// Log-loss plus the penalty.
+fn penalised_loss(rows: &[&Row], y: &[bool], pen: &[f64], theta: &[f64]) -> f64 {
+    let mut f = 0.0;
+    for (r, &yi) in rows.iter().zip(y) {
+        let z = margin_of(theta, r);
+        f += if yi { softplus(-z) } else { softplus(z) };
+    }
+    f + 0.5 * theta.iter().zip(pen).map(|(t, p)| p * t * t).sum::<f64>()
+}
+
+/// The gradient `g` and the Hessian `h` (row-major, dim × dim) of the penalised loss at θ.
+fn gradient_and_hessian(
+    rows: &[&Row],
+    y: &[bool],
+    pen: &[f64],
+    theta: &[f64],
+    g: &mut [f64],
+    h: &mut [f64],
+) {
+    let dim = theta.len();
+    h.iter_mut().for_each(|v| *v = 0.0);
+    g.iter_mut().for_each(|v| *v = 0.0);
+    for (r, &yi) in rows.iter().zip(y) {
+        let p = sigmoid(margin_of(theta, r));
+        let resid = p - if yi { 1.0 } else { 0.0 };
+        let w = (p * (1.0 - p)).max(1e-12);
+        g[0] += resid;
+        h[0] += w;
+        for (a, &(ja, xa)) in r.iter().enumerate() {
+            let ia = ja as usize + 1;
+            g[ia] += resid * xa;
+            h[ia] += w * xa; // row 0, column ia (upper triangle)
+            let wx = w * xa;
+            for &(jb, xb) in &r[a..] {
+                let ib = jb as usize + 1;
+                h[ia * dim + ib] += wx * xb;
+            }
+        }
+    }
+    for i in 0..dim {
+        g[i] += pen[i] * theta[i];
+        h[i * dim + i] += pen[i] + 1e-10;
+    }
+    // Mirror the upper triangle.
+    for i in 0..dim {
+        for j in 0..i {
+            h[i * dim + j] = h[j * dim + i];
+        }
     }
 }
 

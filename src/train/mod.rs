@@ -397,9 +397,17 @@ fn fmt_opt(x: f64) -> String {
 }
 
 impl Report {
-    /// The human-readable report.
+    /// The human-readable report: summary, holdout table, calibration, strongest rules,
+    /// warnings.
     pub fn text(&self) -> String {
         let mut s = String::new();
+        self.summary_text(&mut s);
+        self.holdout_table(&mut s);
+        self.details_text(&mut s);
+        s
+    }
+
+    fn summary_text(&self, s: &mut String) {
         let _ = writeln!(s, "leadscore train — {}", self.source);
         let _ = writeln!(
             s,
@@ -424,6 +432,10 @@ impl Report {
             self.target,
             100.0 * self.train_flagged_rate
         );
+    }
+
+    /// The learned scorer beside the base rules on the holdout.
+    fn holdout_table(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\nholdout            {:>24}{}",
@@ -443,22 +455,25 @@ impl Report {
             }
             s.push('\n');
         };
-        line(&mut s, "ROC AUC [95% CI]", &|e| {
+        line(s, "ROC AUC [95% CI]", &|e| {
             format!(
                 "{:.3} [{:.3}, {:.3}]",
                 e.roc_auc, e.roc_auc_ci95[0], e.roc_auc_ci95[1]
             )
         });
-        line(&mut s, "log-loss", &|e| {
+        line(s, "log-loss", &|e| {
             e.log_loss.map_or("n/a".into(), |l| format!("{l:.4}"))
         });
-        line(&mut s, "threshold", &|e| format!("{:.3}", e.threshold));
-        line(&mut s, "flagged", &|e| format!("{}", e.flagged));
-        line(&mut s, "precision", &|e| fmt_opt(e.precision));
-        line(&mut s, "recall", &|e| fmt_opt(e.recall));
-        line(&mut s, "top-decile lift", &|e| {
+        line(s, "threshold", &|e| format!("{:.3}", e.threshold));
+        line(s, "flagged", &|e| format!("{}", e.flagged));
+        line(s, "precision", &|e| fmt_opt(e.precision));
+        line(s, "recall", &|e| fmt_opt(e.recall));
+        line(s, "top-decile lift", &|e| {
             format!("{:.2}", e.lift_top_decile)
         });
+    }
+
+    fn details_text(&self, s: &mut String) {
         if let Some(cal) = &self.model.calibration {
             let _ = writeln!(
                 s,
@@ -486,6 +501,5 @@ impl Report {
         for w in &self.warnings {
             let _ = writeln!(s, "\nWARNING: {w}");
         }
-        s
     }
 }
