@@ -24,6 +24,7 @@ use crate::config::{Config, Guarantee};
 use crate::engine::Engine;
 use crate::leads::LeadTable;
 use crate::service::changelog;
+use crate::service::checkpoint::Reached;
 use crate::service::group::GroupContext;
 use crate::service::partition::{plan_restore, RestorePlan, Shard, Source};
 use crate::service::pipeline::Pipeline;
@@ -188,7 +189,7 @@ impl Pipeline {
         } else if self.abandon {
             None
         } else {
-            self.checkpoint(consumer, Some(&parts), CommitMode::Sync)
+            self.checkpoint(consumer, Some(&parts), CommitMode::Sync, Reached::Applied)
                 .err()
         };
         self.release(&parts);

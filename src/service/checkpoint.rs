@@ -80,6 +80,18 @@ impl CheckpointError {
     }
 }
 
+/// Which offsets a checkpoint may take as processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Only what the pipeline applied. In a rebalance callback, `poll` may already have
+    /// returned messages of the partitions that stay, which are applied after the callback:
+    /// the consumer's position is ahead of them there.
+    Applied,
+    /// The consumer's position, which also passes transaction markers: between batches, when
+    /// every message `poll` returned has been applied.
+    ConsumerPosition,
+}
+
 /// What one checkpoint writes to one partition's store.
 struct StoreWrite {
     partition: i32,
@@ -94,7 +106,9 @@ impl Pipeline {
         if self.abandon {
             return;
         }
-        if let Err(e) = self.checkpoint(consumer, None, CommitMode::Async) {
+        if let Err(e) =
+            self.checkpoint(consumer, None, CommitMode::Async, Reached::ConsumerPosition)
+        {
             self.on_checkpoint_error(consumer, e);
         }
     }
@@ -119,19 +133,22 @@ impl Pipeline {
     }
 
     /// Checkpoints `only` these partitions (all when `None`; always all under exactly_once,
-    /// whose transaction carries every partition's outputs).
+    /// whose transaction carries every partition's outputs), up to what `reached` allows.
     pub fn checkpoint(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
         only: Option<&[i32]>,
         mode: CommitMode,
+        reached: Reached,
     ) -> Result<(), CheckpointError> {
         if consumer.assignment_lost() {
             return Err(CheckpointError::AssignmentLost);
         }
         let started = Instant::now();
         self.take_confirmed_commits(consumer);
-        self.advance_past_control_records(consumer);
+        if reached == Reached::ConsumerPosition {
+            self.advance_past_control_records(consumer);
+        }
         let only = if self.guarantee() == Guarantee::ExactlyOnce {
             None
         } else {

@@ -23,6 +23,7 @@ use crate::engine::{Engine, Outcome};
 use crate::event::decode;
 use crate::leads::LeadTable;
 use crate::service::assignment::Restoring;
+use crate::service::checkpoint::Reached;
 use crate::service::group::{classify_consumer_error, ConsumerErrorClass, GroupContext};
 use crate::service::metrics::{self as m, BatchCounts};
 use crate::service::partition::{is_new, Positions};
@@ -280,7 +281,9 @@ fn close(consumer: &BaseConsumer<GroupContext>, result: Result<()>) -> Result<()
     match result {
         Ok(()) => {
             info!("shutting down: flushing outputs and committing offsets");
-            if let Err(e) = pipeline.checkpoint(consumer, None, CommitMode::Sync) {
+            if let Err(e) =
+                pipeline.checkpoint(consumer, None, CommitMode::Sync, Reached::ConsumerPosition)
+            {
                 pipeline.abandon = true;
                 drop(pipeline);
                 error!("stopping without committing: {e}");
