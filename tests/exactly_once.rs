@@ -30,8 +30,8 @@ fn kill_9_ten_times_under_exactly_once_duplicates_and_loses_nothing() {
     ];
     let mut svc = Service::start(&n, &env);
     svc.wait_ready(READY);
-    // ~50 s of stream; every kill falls inside it.
-    let producer = produce_in_background(&n.input, &records, 4_000.0);
+    // ~60 s of stream; every kill falls inside it (each restart is ready in about a second).
+    let producer = produce_in_background(&n.input, &records, 3_500.0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let started = Instant::now();
     for kill in 0..10 {
@@ -42,6 +42,7 @@ fn kill_9_ten_times_under_exactly_once_duplicates_and_loses_nothing() {
             "the stream was over before kill {kill} ({:?})",
             started.elapsed()
         );
+        eprintln!("kill {kill} at {:?}", started.elapsed());
         svc.kill9();
         svc = Service::start(&n, &env);
     }
