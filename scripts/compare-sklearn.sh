@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Holdout ROC AUC of `leadscore train` beside scikit-learn logistic regression on the same split
 # and the same information, for several split seeds:
-#   1. the X Education lead table (../shared/datasets/x-education-leads.csv, leaking columns out);
+#   1. the X Education lead table (examples/data/x-education-leads.csv, leaking columns out);
 #   2. a generated event history (`leadscore gen`, 12,000 leads);
 #   3. a differently shaped history (scripts/alt_history.py, 20,000 leads, post-conversion activity).
 # Needs python3 with scikit-learn and pandas (creates a venv under ~/.cache/leadscore-tools).
@@ -16,7 +16,7 @@ fi
 cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/leadscore"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-table="${XEDU_TABLE:-../shared/datasets/x-education-leads.csv}"
+table="${XEDU_TABLE:-examples/data/x-education-leads.csv}"
 exclude="Lead Number,Tags,Lead Quality,Lead Profile,Asymmetrique*,Last Notable Activity"
 py() { "$venv/bin/python" -W ignore "$@"; }
 # One row per split seed: `train` (its --predictions fix the split), then BASELINE on that split.
