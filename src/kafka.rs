@@ -72,16 +72,27 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Delivery reports of a producer: the end offset (last offset + 1) of every partition written,
-/// and the number of failed deliveries (logged and counted per topic). Messages purged by an
-/// abort or a rewind of our own are not failures.
+/// Delivery reports of a producer: the number of failed deliveries (logged and counted per
+/// topic) and, when asked for ([`DeliveryTracker::with_ends`]), the end offset (last offset + 1)
+/// of every partition written. Messages purged by an abort or a rewind of our own are not
+/// failures.
 #[derive(Default)]
 pub struct DeliveryTracker {
-    ends: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Partition → end offset; `None`: not tracked (the service's producer, which writes to
+    /// several topics and needs no ends).
+    ends: Option<Mutex<BTreeMap<i32, i64>>>,
     failures: AtomicU64,
 }
 
 impl DeliveryTracker {
+    /// A tracker that also records end offsets (for a producer writing one topic).
+    pub fn with_ends() -> Self {
+        DeliveryTracker {
+            ends: Some(Mutex::new(BTreeMap::new())),
+            failures: AtomicU64::new(0),
+        }
+    }
+
     /// Failed deliveries so far.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Acquire)
@@ -99,15 +110,12 @@ impl DeliveryTracker {
         tracing::error!(topic, "cannot enqueue output: {e}");
     }
 
-    /// End offsets per partition of `topic`.
-    pub fn ends(&self, topic: &str) -> BTreeMap<i32, i64> {
+    /// End offsets per partition (empty when not tracked).
+    pub fn ends(&self) -> BTreeMap<i32, i64> {
         self.ends
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((t, _), _)| t == topic)
-            .map(|((_, p), e)| (*p, *e))
-            .collect()
+            .as_ref()
+            .map(|e| e.lock().unwrap().clone())
+            .unwrap_or_default()
     }
 }
 
@@ -123,11 +131,11 @@ impl ProducerContext for DeliveryTracker {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(m) => {
-                let mut ends = self.ends.lock().unwrap();
-                let end = ends
-                    .entry((m.topic().to_string(), m.partition()))
-                    .or_insert(0);
-                *end = (*end).max(m.offset() + 1);
+                if let Some(ends) = &self.ends {
+                    let mut ends = ends.lock().unwrap();
+                    let end = ends.entry(m.partition()).or_insert(0);
+                    *end = (*end).max(m.offset() + 1);
+                }
             }
             Err((e, _))
                 if matches!(
@@ -189,7 +197,7 @@ pub fn produce_all(
     }
     let producer: TrackedProducer = config
         .set("linger.ms", "5")
-        .create_with_context(DeliveryTracker::default())
+        .create_with_context(DeliveryTracker::with_ends())
         .context("cannot create Kafka producer")?;
     let started = Instant::now();
     let mut last_report = started;
@@ -217,6 +225,6 @@ pub fn produce_all(
     if failed > 0 {
         bail!("{failed} message(s) to {topic} could not be delivered");
     }
-    let ends = producer.context().ends(topic);
+    let ends = producer.context().ends();
     Ok((sent, ends))
 }
