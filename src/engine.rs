@@ -59,74 +59,19 @@ impl Engine {
         self.score(leads.get_or_insert(&ev.lead_id), ev)
     }
 
-    /// SPEC §4 for an event that is not bot activity.
-    ///
-    /// Longer than 80 lines on purpose: it is the per-event hot path (`cargo bench --bench
-    /// engine`, 2.9 M events/s), whose steps share mutable borrows of the lead's state and one
-    /// cache of decay factors; any split must be measured with that bench first. The steps are
-    /// marked by comments in SPEC §4's order.
+    /// SPEC §4 for an event that is not bot activity: duplicate check, lead clock, engagement
+    /// rules, profile and fit, qualification with hysteresis. The steps are `#[inline]`: this is
+    /// the per-event hot path (`cargo bench --bench engine`).
     fn score(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
         let rules = &*self.rules;
         let id_hash = event_id_hash(&ev.event_id);
         if st.seen(id_hash) {
             return Outcome::Duplicate;
         }
-
-        // Move the lead clock; decay what has accumulated to the new clock.
-        let clock = match st.clock() {
-            None => ev.ts,
-            Some(t) if ev.ts > t => {
-                let dt = ev.ts - t;
-                // One exp2 per distinct half-life (cached for the first 8 decay classes; more
-                // classes compute theirs per rule), not per rule.
-                let mut factors = [f64::NAN; 8];
-                for a in &mut st.engagement {
-                    let class = rules.engagement[a.rule as usize].decay_class as usize;
-                    let f = match factors.get(class) {
-                        Some(f) if !f.is_nan() => *f,
-                        _ => {
-                            let f = decay_factor(dt, rules.half_lives[class]);
-                            if class < factors.len() {
-                                factors[class] = f;
-                            }
-                            f
-                        }
-                    };
-                    a.value *= f;
-                }
-                if utc_day(ev.ts) != utc_day(t) {
-                    let horizon = utc_day(ev.ts) - CAP_WINDOW_DAYS;
-                    st.caps.retain(|c| c.day >= horizon);
-                }
-                ev.ts
-            }
-            Some(t) => t,
-        };
+        let clock = advance_clock(rules, st, ev.ts);
         st.clock = clock;
         let s_pre = st.score();
-
-        // Engagement rules for this event type; a late event's contribution decays to the clock.
-        let day = utc_day(ev.ts);
-        let horizon = utc_day(clock) - CAP_WINDOW_DAYS;
-        let path = match (&ev.url, rules.needs_path(ev.kind)) {
-            (Some(u), true) => Some(url_path(u)),
-            _ => None,
-        };
-        for &i in rules.rules_for(ev.kind) {
-            let rule = &rules.engagement[i as usize];
-            if !rule.criteria.matches(ev, path) {
-                continue;
-            }
-            if let Some(max) = rule.max_per_day {
-                if !st.take_cap(i, day, max, horizon) {
-                    continue;
-                }
-            }
-            let value = rule.points * decay_factor(clock - ev.ts, rule.half_life);
-            st.add(i, value);
-        }
-
-        // Profile and fit.
+        apply_engagement(rules, st, ev, clock);
         if ev.kind == EventType::FormConversion
             && !ev.fields.is_empty()
             && update_profile(rules, st, ev)
@@ -231,6 +176,64 @@ impl Engine {
             as_of: st.clock().map(format_rfc3339).unwrap_or_default(),
             conversion_probability: self.rules.model.map(|m| m.probability(score)),
         }
+    }
+}
+
+/// Moves the lead clock to `ts` when it is later, decaying what has accumulated to it (one
+/// exp2 per distinct half-life, cached for the first 8 decay classes; more classes compute
+/// theirs per rule) and dropping cap counters older than the cap window. Returns the clock.
+#[inline]
+fn advance_clock(rules: &Rules, st: &mut LeadState, ts: Micros) -> Micros {
+    let t = match st.clock() {
+        None => return ts,
+        Some(t) if ts <= t => return t,
+        Some(t) => t,
+    };
+    let dt = ts - t;
+    let mut factors = [f64::NAN; 8];
+    for a in &mut st.engagement {
+        let class = rules.engagement[a.rule as usize].decay_class as usize;
+        let f = match factors.get(class) {
+            Some(f) if !f.is_nan() => *f,
+            _ => {
+                let f = decay_factor(dt, rules.half_lives[class]);
+                if class < factors.len() {
+                    factors[class] = f;
+                }
+                f
+            }
+        };
+        a.value *= f;
+    }
+    if utc_day(ts) != utc_day(t) {
+        let horizon = utc_day(ts) - CAP_WINDOW_DAYS;
+        st.caps.retain(|c| c.day >= horizon);
+    }
+    ts
+}
+
+/// Applies the engagement rules of the event's type that match it, within their daily caps; a
+/// late event's contribution is decayed to the clock.
+#[inline]
+fn apply_engagement(rules: &Rules, st: &mut LeadState, ev: &Event<'_>, clock: Micros) {
+    let day = utc_day(ev.ts);
+    let horizon = utc_day(clock) - CAP_WINDOW_DAYS;
+    let path = match (&ev.url, rules.needs_path(ev.kind)) {
+        (Some(u), true) => Some(url_path(u)),
+        _ => None,
+    };
+    for &i in rules.rules_for(ev.kind) {
+        let rule = &rules.engagement[i as usize];
+        if !rule.criteria.matches(ev, path) {
+            continue;
+        }
+        if let Some(max) = rule.max_per_day {
+            if !st.take_cap(i, day, max, horizon) {
+                continue;
+            }
+        }
+        let value = rule.points * decay_factor(clock - ev.ts, rule.half_life);
+        st.add(i, value);
     }
 }
 
