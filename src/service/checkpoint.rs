@@ -16,7 +16,9 @@
 use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use std::sync::Arc;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -26,7 +28,7 @@ use crate::leads::LeadTable;
 use crate::service::changelog;
 use crate::service::group::GroupContext;
 use crate::service::pipeline::Pipeline;
-use crate::service::producer::{self, make_producer, txn_call, TxnErrorClass};
+use crate::service::producer::{self, make_producer, txn_call, OutputProducer, TxnErrorClass};
 use crate::service::store::Offsets;
 
 /// Rewinds in a row, without a successful checkpoint in between, after which the service gives
@@ -45,6 +47,10 @@ pub enum CheckpointError {
     /// The assignment was lost: another member owns the partitions; nothing was written.
     #[error("assignment lost before the checkpoint; nothing written")]
     AssignmentLost,
+    /// A producer call never returned (exactly_once): the producer is abandoned, so its open
+    /// transaction is aborted by the broker (fenced at once when `instance_id` is set).
+    #[error("producer stuck: {0}")]
+    ProducerStuck(String),
     /// Fenced, fatal, or a failure after outputs became visible: only an exit is safe.
     #[error("{0}")]
     Fatal(String),
@@ -56,6 +62,8 @@ pub enum Recovery {
     /// Reload every partition from its local store (the last durable checkpoint) and consume
     /// again from there.
     Rewind,
+    /// Replace the producer by a new one, then rewind.
+    ReplaceProducer,
     /// Nothing: the revoke callback that follows releases the partitions.
     Nothing,
     /// Stop with a non-zero exit.
@@ -67,6 +75,7 @@ impl CheckpointError {
     pub fn recovery(&self) -> Recovery {
         match self {
             CheckpointError::Undelivered(_) | CheckpointError::Aborted(_) => Recovery::Rewind,
+            CheckpointError::ProducerStuck(_) => Recovery::ReplaceProducer,
             CheckpointError::AssignmentLost => Recovery::Nothing,
             CheckpointError::Fatal(_) => Recovery::Exit,
         }
@@ -122,10 +131,11 @@ impl Pipeline {
         match e.recovery() {
             Recovery::Nothing => info!("{e}"),
             Recovery::Exit => self.shared.fail(format!("checkpoint: {e}")),
-            Recovery::Rewind => {
+            Recovery::Rewind | Recovery::ReplaceProducer => {
                 warn!("checkpoint failed: {e}; rewinding to the last durable checkpoint");
                 counter!("leadscore_rewinds_total").increment(1);
-                if let Err(e) = self.rewind(consumer) {
+                let fresh = e.recovery() == Recovery::ReplaceProducer;
+                if let Err(e) = self.rewind(consumer, fresh) {
                     self.shared.fail(format!("rewind: {e}"));
                 }
             }
@@ -243,18 +253,7 @@ impl Pipeline {
                     .group_metadata()
                     .ok_or_else(|| CheckpointError::Fatal("no consumer group metadata".into()))?;
                 if tpl.count() > 0 {
-                    txn_call(
-                        "send_offsets_to_transaction",
-                        Duration::from_secs(120),
-                        || {
-                            producer.send_offsets_to_transaction(
-                                tpl,
-                                &meta,
-                                Duration::from_secs(30),
-                            )
-                        },
-                    )
-                    .map_err(CheckpointError::from_txn)?;
+                    send_offsets(&producer, tpl.clone(), meta)?;
                 }
                 // A commit that timed out is retried, never aborted: it may have succeeded.
                 txn_call("commit_transaction", Duration::from_secs(120), || {
@@ -392,9 +391,13 @@ impl Pipeline {
     /// a fresh idempotent producer), every active partition reloaded from its local store and
     /// the consumer sent back to the offsets it reflects. Re-processing re-sends the outputs
     /// since then with the same ids. Gives up after [`MAX_REWINDS`] rewinds in a row.
-    fn rewind(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<(), CheckpointError> {
+    fn rewind(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        fresh_producer: bool,
+    ) -> Result<(), CheckpointError> {
         self.count_rewind()?;
-        self.reset_producer()?;
+        self.reset_producer(fresh_producer)?;
         let rules = self.shared.engine().rules().clone();
         let shared = self.shared.clone();
         let mut shards = shared.shards.lock().unwrap();
@@ -441,11 +444,11 @@ impl Pipeline {
         Ok(())
     }
 
-    /// A producer with nothing pending: under exactly_once the open transaction is aborted;
-    /// under at_least_once a fresh producer replaces the old one (whose idempotence state may
-    /// be what failed).
-    fn reset_producer(&mut self) -> Result<(), CheckpointError> {
-        if self.guarantee() == Guarantee::ExactlyOnce {
+    /// A producer with nothing pending: under exactly_once the open transaction is aborted
+    /// (unless the producer is stuck); otherwise a fresh producer replaces the old one (whose
+    /// idempotence state may be what failed).
+    fn reset_producer(&mut self, fresh: bool) -> Result<(), CheckpointError> {
+        if self.guarantee() == Guarantee::ExactlyOnce && !fresh {
             return self.abort_and_begin();
         }
         let fresh =
@@ -454,6 +457,31 @@ impl Pipeline {
         old.purge(PurgeConfig::default().queue().inflight());
         drop(old);
         Ok(())
+    }
+}
+
+/// Adds the input offsets to the open transaction, on a helper thread bounded to outlast
+/// every retry (see [`producer::bounded`]).
+fn send_offsets(
+    producer: &Arc<OutputProducer>,
+    tpl: TopicPartitionList,
+    meta: ConsumerGroupMetadata,
+) -> Result<(), CheckpointError> {
+    let producer = producer.clone();
+    let call = move || {
+        txn_call(
+            "send_offsets_to_transaction",
+            Duration::from_secs(60),
+            || producer.send_offsets_to_transaction(&tpl, &meta, Duration::from_secs(20)),
+        )
+    };
+    match producer::bounded(
+        "send_offsets_to_transaction",
+        Duration::from_secs(100),
+        call,
+    ) {
+        Ok(done) => done.map_err(CheckpointError::from_txn),
+        Err(stuck) => Err(CheckpointError::ProducerStuck(stuck)),
     }
 }
 

@@ -56,6 +56,27 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// The poll loop's longest legitimate pause, well past every bounded wait in it (a revoke
+/// waits ≤ 90 s for offsets, a checkpoint's transactional calls ≤ 100 s each).
+const WATCHDOG_MS: i64 = 600_000;
+
+/// Exits the process (code 70) when the poll loop has not turned for [`WATCHDOG_MS`]: a
+/// process that is alive but does nothing is worse than a restart, which resumes from the
+/// last durable checkpoint. `/healthz` turns red after a minute already.
+async fn watchdog(shared: Arc<shared::Shared>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        let idle = crate::time::now_micros() / 1000 - shared.heartbeat_ms.load(Ordering::Relaxed);
+        if idle > WATCHDOG_MS {
+            error!(
+                idle_s = idle / 1000,
+                "watchdog: the poll loop is stuck; exiting for a restart"
+            );
+            std::process::exit(70);
+        }
+    }
+}
+
 /// Runs the service until SIGTERM/SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     let rules = check(&cfg)?;
@@ -118,6 +139,7 @@ pub fn run(cfg: Config) -> Result<()> {
         }
     });
 
+    runtime.spawn(watchdog(shared.clone()));
     let result = pipeline::run(&cfg, shared);
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result

@@ -126,6 +126,28 @@ pub fn txn_call(
     }
 }
 
+/// Runs a blocking librdkafka call on a helper thread and waits at most `limit` for it.
+/// `send_offsets_to_transaction` can block past its own timeout when the group coordinator
+/// disappears (confluentinc/librdkafka#5456 and #5511, open in librdkafka 2.12); a call that
+/// does not return is abandoned with its thread, and the caller replaces the producer.
+pub fn bounded<T: Send + 'static>(
+    what: &'static str,
+    limit: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(format!("bounded-{what}"))
+        .spawn(move || {
+            let _ = tx.send(call());
+        })
+        .map_err(|e| format!("{what}: cannot start a thread: {e}"))?;
+    rx.recv_timeout(limit).map_err(|_| {
+        counter!("leadscore_producer_stuck_total", "call" => what).increment(1);
+        format!("{what} did not return within {limit:?} (librdkafka#5456); abandoning the producer")
+    })
+}
+
 /// Enqueues a record; one that cannot be enqueued is counted like a failed delivery, so the
 /// next checkpoint refuses to commit.
 pub fn send(producer: &OutputProducer, record: BaseRecord<'_, [u8], [u8]>) {
@@ -233,5 +255,52 @@ mod tests {
         });
         assert_eq!(r.unwrap_err().0, TxnErrorClass::Fatal);
         assert_eq!(calls, 1);
+    }
+
+    /// librdkafka#5456 on librdkafka's mock cluster (a fault a real broker cannot be held in):
+    /// with the group coordinator down, `send_offsets_to_transaction` may ignore its 2 s
+    /// timeout; through [`bounded`] the caller gets an answer within the limit either way.
+    #[test]
+    fn a_send_offsets_call_returns_within_its_bound_when_the_coordinator_is_down() {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::mocking::{MockCluster, MockCoordinator};
+        let cluster = MockCluster::new(3).unwrap();
+        cluster.create_topic("out", 1, 3).unwrap();
+        cluster
+            .coordinator(MockCoordinator::Group("g".into()), 2)
+            .unwrap();
+        cluster
+            .coordinator(MockCoordinator::Transaction("t".into()), 1)
+            .unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let producer: Arc<OutputProducer> = Arc::new(
+            client_config(&brokers, &Default::default())
+                .set("transactional.id", "t")
+                .create_with_context(DeliveryTracker::default())
+                .unwrap(),
+        );
+        producer.init_transactions(Duration::from_secs(10)).unwrap();
+        producer.begin_transaction().unwrap();
+        let consumer: BaseConsumer = client_config(&brokers, &Default::default())
+            .set("group.id", "g")
+            .create()
+            .unwrap();
+        let meta = consumer.group_metadata().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("out", 0, rdkafka::Offset::Offset(1))
+            .unwrap();
+        cluster.broker_down(2).unwrap();
+        let started = Instant::now();
+        let p = producer.clone();
+        let answer = bounded(
+            "send_offsets_to_transaction",
+            Duration::from_secs(8),
+            move || p.send_offsets_to_transaction(&tpl, &meta, Duration::from_secs(2)),
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(9), "took {took:?}");
+        // Either librdkafka honoured its timeout (an error) or the call was abandoned.
+        assert!(!matches!(answer, Ok(Ok(()))), "{answer:?}");
+        eprintln!("after {took:?}: {answer:?}");
     }
 }

@@ -194,7 +194,10 @@ impl Service {
             .env("LEADSCORE_HTTP_ADDR", &http)
             .env("LEADSCORE_COMMIT_INTERVAL", "200ms")
             .env("LEADSCORE_STATE_DIR", &state)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("LEADSCORE_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(logf);
         for (k, v) in extra_env {
