@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::event::PayloadFormat;
+use crate::event::{Limits, PayloadFormat};
 
 /// Delivery guarantee of the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,12 @@ pub struct Config {
     pub retention_sweep: Duration,
     /// How often librdkafka statistics (consumer lag) are refreshed.
     pub statistics_interval: Duration,
+    /// Bounds on one input message (message size, headers, strings, profile fields).
+    pub limits: Limits,
+    /// How far ahead of the wall clock an event may be dated.
+    pub max_clock_skew: Duration,
+    /// How far behind the wall clock an event may be dated (`None`: no bound).
+    pub max_event_age: Option<Duration>,
     /// librdkafka properties passed through unchanged (security.protocol, sasl.*, ssl.*, ...).
     pub kafka: BTreeMap<String, String>,
 }
@@ -147,6 +153,17 @@ pub struct Key {
 
 fn text(v: &str) -> Result<String, Invalid> {
     Ok(v.to_string())
+}
+
+/// A whole number of at least `min`.
+fn count(v: &str, min: usize) -> Result<usize, Invalid> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(Invalid::new(
+            "not a whole number in range",
+            format!("use a whole number ≥ {min}"),
+        )),
+    }
 }
 
 fn duration(v: &str) -> Result<Duration, Invalid> {
@@ -460,6 +477,81 @@ pub const KEYS: &[Key] = &[
         },
         show: |c| show_duration(c.statistics_interval),
     },
+    Key {
+        toml: "max_message_bytes",
+        env: "LEADSCORE_MAX_MESSAGE_BYTES",
+        alias: None,
+        default: "1000000",
+        meaning: "larger input messages (key + payload + headers) go to the DLQ; dead letters are truncated to fit it",
+        set: |c, v| {
+            c.limits.max_message_bytes = count(v, 1024)?;
+            Ok(())
+        },
+        show: |c| c.limits.max_message_bytes.to_string(),
+    },
+    Key {
+        toml: "max_headers",
+        env: "LEADSCORE_MAX_HEADERS",
+        alias: None,
+        default: "64",
+        meaning: "input messages with more headers go to the DLQ",
+        set: |c, v| {
+            c.limits.max_headers = count(v, 0)?;
+            Ok(())
+        },
+        show: |c| c.limits.max_headers.to_string(),
+    },
+    Key {
+        toml: "max_string_chars",
+        env: "LEADSCORE_MAX_STRING_CHARS",
+        alias: None,
+        default: "2048",
+        meaning: "longest url, user_agent, campaign_id, form_id, profile field name or value",
+        set: |c, v| {
+            c.limits.max_string_chars = count(v, 1)?;
+            Ok(())
+        },
+        show: |c| c.limits.max_string_chars.to_string(),
+    },
+    Key {
+        toml: "max_profile_fields",
+        env: "LEADSCORE_MAX_PROFILE_FIELDS",
+        alias: None,
+        default: "100",
+        meaning: "most profile fields on one form_conversion",
+        set: |c, v| {
+            c.limits.max_profile_fields = count(v, 0)?;
+            Ok(())
+        },
+        show: |c| c.limits.max_profile_fields.to_string(),
+    },
+    Key {
+        toml: "max_clock_skew",
+        env: "LEADSCORE_MAX_CLOCK_SKEW",
+        alias: None,
+        default: "1h",
+        meaning: "events dated further ahead of the wall clock go to the DLQ; retention never looks further ahead",
+        set: |c, v| {
+            c.max_clock_skew = duration(v)?;
+            Ok(())
+        },
+        show: |c| show_duration(c.max_clock_skew),
+    },
+    Key {
+        toml: "max_event_age",
+        env: "LEADSCORE_MAX_EVENT_AGE",
+        alias: None,
+        default: "none",
+        meaning: "events dated further behind the wall clock go to the DLQ (`none`: backfills welcome)",
+        set: |c, v| {
+            c.max_event_age = match v.trim() {
+                "none" => None,
+                d => Some(duration(d)?),
+            };
+            Ok(())
+        },
+        show: |c| c.max_event_age.map_or("none".into(), show_duration),
+    },
 ];
 
 /// The `[kafka]` passthrough row of docs/CONFIG.md's table.
@@ -490,6 +582,9 @@ impl Default for Config {
             retention_ttl: Duration::ZERO,
             retention_sweep: Duration::ZERO,
             statistics_interval: Duration::ZERO,
+            limits: Limits::default(),
+            max_clock_skew: Duration::ZERO,
+            max_event_age: None,
             kafka: BTreeMap::new(),
         };
         for k in KEYS {
@@ -565,7 +660,27 @@ impl Config {
                 "pass an existing file to --config, or omit --config to use the environment alone",
             )
         })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        self.apply_toml(&origin, &text)
+    }
+
+    /// A configuration from TOML text alone (no environment), validated; `origin` names the
+    /// source in errors.
+    pub fn from_toml(origin: &str, text: &str) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        cfg.apply_toml(origin, text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The settings of TOML text, each through its key's parser.
+    fn apply_toml(&mut self, origin: &str, text: &str) -> Result<(), ConfigError> {
+        let bad = |field: &str, problem: String, fix: &str| ConfigError {
+            origin: origin.to_string(),
+            field: field.into(),
+            problem,
+            fix: fix.into(),
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
             bad(
                 "TOML",
                 e.to_string().trim_end().to_string(),
@@ -816,6 +931,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_limit_keys_default_to_the_event_limits() {
+        assert_eq!(Config::default().limits, Limits::default());
     }
 
     #[test]

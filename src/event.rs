@@ -350,6 +350,21 @@ pub enum InvalidEvent {
     /// The Kafka message key is not UTF-8.
     #[error("message key is not valid UTF-8")]
     KeyNotUtf8,
+    /// The message, or a part of it, is over one of the configured [`Limits`].
+    #[error("{what} is {got}, over {limit} {max}")]
+    OverLimit {
+        /// What was measured (e.g. "the message (key, payload and headers) in bytes").
+        what: String,
+        /// The configuration key of the limit.
+        limit: &'static str,
+        /// The limit.
+        max: u64,
+        /// The measurement.
+        got: u64,
+    },
+    /// The event time is outside the window the service accepts.
+    #[error("field `ts` {0}")]
+    Untimely(String),
 }
 
 impl InvalidEvent {
@@ -365,6 +380,8 @@ impl InvalidEvent {
             InvalidEvent::BadTime { .. } => "bad_timestamp",
             InvalidEvent::BadValue { .. } => "bad_value",
             InvalidEvent::KeyMismatch { .. } | InvalidEvent::KeyNotUtf8 => "key_mismatch",
+            InvalidEvent::OverLimit { .. } => "over_limit",
+            InvalidEvent::Untimely(_) => "untimely",
         }
     }
 }
@@ -381,6 +398,91 @@ fn preview(s: &str) -> String {
         }
         format!("{}…", &s[..end])
     }
+}
+
+/// Bounds on one input message (SPEC §2 "Limits"); [`Limits::default`] holds the defaults of
+/// the configuration keys of the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message: key, payload and headers, in bytes.
+    pub max_message_bytes: usize,
+    /// Most headers on one message.
+    pub max_headers: usize,
+    /// Longest string field in characters (url, user_agent, campaign_id, form_id, profile
+    /// field names and values; event_id and lead_id have their own fixed limits).
+    pub max_string_chars: usize,
+    /// Most profile fields on one form_conversion.
+    pub max_profile_fields: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 1_000_000,
+            max_headers: 64,
+            max_string_chars: 2048,
+            max_profile_fields: 100,
+        }
+    }
+}
+
+/// Event times the engine accepts at all, whatever the wall clock (SPEC §2): from
+/// 2000-01-01T00:00:00Z to before 2100-01-01T00:00:00Z. Deterministic, so replay agrees.
+pub const PLAUSIBLE_TIME: std::ops::Range<Micros> = 946_684_800_000_000..4_102_444_800_000_000;
+
+/// The wall-clock window (SPEC §2): an event dated more than `max_skew` after `now`, or more
+/// than `max_age` (when set) before it, is refused. Only the service applies it: replay has
+/// no wall clock.
+pub fn check_time(
+    ts: Micros,
+    now: Micros,
+    max_skew: Micros,
+    max_age: Option<Micros>,
+) -> Result<(), InvalidEvent> {
+    let hours = |us: Micros| us as f64 / 3.6e9;
+    if ts > now.saturating_add(max_skew) {
+        return Err(InvalidEvent::Untimely(format!(
+            "is {:.1}h ahead of the wall clock (max_clock_skew {:.1}h)",
+            hours(ts - now),
+            hours(max_skew)
+        )));
+    }
+    match max_age {
+        Some(age) if ts < now.saturating_sub(age) => Err(InvalidEvent::Untimely(format!(
+            "is {:.1}h behind the wall clock (max_event_age {:.1}h)",
+            hours(now - ts),
+            hours(age)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the size and header count of a message before it is decoded.
+pub fn check_envelope(
+    key: usize,
+    payload: usize,
+    headers: impl ExactSizeIterator<Item = usize>,
+    limits: &Limits,
+) -> Result<(), InvalidEvent> {
+    let count = headers.len();
+    if count > limits.max_headers {
+        return Err(InvalidEvent::OverLimit {
+            what: "the number of headers".into(),
+            limit: "max_headers",
+            max: limits.max_headers as u64,
+            got: count as u64,
+        });
+    }
+    let bytes = key + payload + headers.sum::<usize>();
+    if bytes > limits.max_message_bytes {
+        return Err(InvalidEvent::OverLimit {
+            what: "the message (key, payload and headers) in bytes".into(),
+            limit: "max_message_bytes",
+            max: limits.max_message_bytes as u64,
+            got: bytes as u64,
+        });
+    }
+    Ok(())
 }
 
 /// Payload encoding of input messages.
@@ -403,14 +505,15 @@ pub fn decode<'a>(
     payload: &'a [u8],
     key: Option<&[u8]>,
     format: PayloadFormat,
+    limits: &Limits,
 ) -> Result<Event<'a>, InvalidEvent> {
     let ev = match format {
-        PayloadFormat::Json => decode_json(payload)?,
-        PayloadFormat::Protobuf => decode_protobuf(payload)?,
+        PayloadFormat::Json => decode_json_with(payload, limits)?,
+        PayloadFormat::Protobuf => decode_protobuf_with(payload, limits)?,
         PayloadFormat::Auto => {
             match payload.iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') | Some(b'[') | None => decode_json(payload)?,
-                Some(_) => match decode_protobuf(payload) {
+                Some(b'{') | Some(b'[') | None => decode_json_with(payload, limits)?,
+                Some(_) => match decode_protobuf_with(payload, limits) {
                     Ok(ev) => ev,
                     // Not Protobuf either: text is far more likely meant as JSON.
                     Err(InvalidEvent::BadProtobuf(pb)) => match std::str::from_utf8(payload) {
@@ -556,10 +659,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawFieldValue<'a> {
     }
 }
 
-/// Decodes and validates a JSON payload.
+/// Decodes and validates a JSON payload under the default [`Limits`].
 pub fn decode_json(payload: &[u8]) -> Result<Event<'_>, InvalidEvent> {
+    decode_json_with(payload, &Limits::default())
+}
+
+/// Decodes and validates a JSON payload.
+pub fn decode_json_with<'a>(payload: &'a [u8], limits: &Limits) -> Result<Event<'a>, InvalidEvent> {
     match serde_json::from_slice::<Fields<'_>>(payload) {
-        Ok(fields) => validate(fields),
+        Ok(fields) => validate(fields, limits),
         Err(e) => Err(explain_json_error(payload, Some(e))),
     }
 }
@@ -643,8 +751,17 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Decodes and validates a Protobuf `leadscore.v1.LeadEvent` payload.
+/// Decodes and validates a Protobuf `leadscore.v1.LeadEvent` payload under the default
+/// [`Limits`].
 pub fn decode_protobuf(payload: &[u8]) -> Result<Event<'static>, InvalidEvent> {
+    decode_protobuf_with(payload, &Limits::default())
+}
+
+/// Decodes and validates a Protobuf `leadscore.v1.LeadEvent` payload.
+pub fn decode_protobuf_with(
+    payload: &[u8],
+    limits: &Limits,
+) -> Result<Event<'static>, InvalidEvent> {
     let p =
         proto::LeadEvent::decode(payload).map_err(|e| InvalidEvent::BadProtobuf(e.to_string()))?;
     let nonempty = |s: String| {
@@ -669,20 +786,23 @@ pub fn decode_protobuf(payload: &[u8]) -> Result<Event<'static>, InvalidEvent> {
         };
         fields.push((Cow::Owned(k), value));
     }
-    validate(Fields {
-        event_id: nonempty(p.event_id),
-        kind: nonempty(p.r#type),
-        lead_id: nonempty(p.lead_id),
-        ts: nonempty(p.ts),
-        url: p.url.map(Cow::Owned),
-        duration_s: p.duration_s,
-        campaign_id: p.campaign_id.map(Cow::Owned),
-        sent_at: p.sent_at.map(Cow::Owned),
-        user_agent: p.user_agent.map(Cow::Owned),
-        form_id: p.form_id.map(Cow::Owned),
-        offer_stage: p.offer_stage.map(Cow::Owned),
-        fields,
-    })
+    validate(
+        Fields {
+            event_id: nonempty(p.event_id),
+            kind: nonempty(p.r#type),
+            lead_id: nonempty(p.lead_id),
+            ts: nonempty(p.ts),
+            url: p.url.map(Cow::Owned),
+            duration_s: p.duration_s,
+            campaign_id: p.campaign_id.map(Cow::Owned),
+            sent_at: p.sent_at.map(Cow::Owned),
+            user_agent: p.user_agent.map(Cow::Owned),
+            form_id: p.form_id.map(Cow::Owned),
+            offer_stage: p.offer_stage.map(Cow::Owned),
+            fields,
+        },
+        limits,
+    )
 }
 
 fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidEvent> {
@@ -699,13 +819,71 @@ fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidEven
 }
 
 fn time_field(field: &'static str, s: &str) -> Result<Micros, InvalidEvent> {
-    parse_rfc3339(s).ok_or_else(|| InvalidEvent::BadTime {
+    let t = parse_rfc3339(s).ok_or_else(|| InvalidEvent::BadTime {
         field,
         value: preview(s),
-    })
+    })?;
+    if !PLAUSIBLE_TIME.contains(&t) {
+        return Err(InvalidEvent::BadValue {
+            field,
+            problem: format!(
+                "must be from 2000-01-01 to 2099-12-31, got `{}`",
+                preview(s)
+            ),
+        });
+    }
+    Ok(t)
 }
 
-fn validate(f: Fields<'_>) -> Result<Event<'_>, InvalidEvent> {
+/// Every optional string and profile field within [`Limits`].
+fn check_sizes(f: &Fields<'_>, limits: &Limits) -> Result<(), InvalidEvent> {
+    let max = limits.max_string_chars;
+    let over = |what: String, got: usize| InvalidEvent::OverLimit {
+        what,
+        limit: "max_string_chars",
+        max: max as u64,
+        got: got as u64,
+    };
+    let strings = [
+        ("url", &f.url),
+        ("user_agent", &f.user_agent),
+        ("campaign_id", &f.campaign_id),
+        ("form_id", &f.form_id),
+    ];
+    for (name, value) in strings {
+        let n = value.as_deref().map_or(0, |v| v.chars().count());
+        if n > max {
+            return Err(over(format!("field `{name}` in characters"), n));
+        }
+    }
+    if f.fields.len() > limits.max_profile_fields {
+        return Err(InvalidEvent::OverLimit {
+            what: "the number of profile fields".into(),
+            limit: "max_profile_fields",
+            max: limits.max_profile_fields as u64,
+            got: f.fields.len() as u64,
+        });
+    }
+    for (k, v) in &f.fields {
+        let n = k.chars().count();
+        if n > max {
+            return Err(over("a profile field name in characters".into(), n));
+        }
+        if let FieldValue::Str(v) = v {
+            let n = v.chars().count();
+            if n > max {
+                return Err(over(
+                    format!("profile field `{}` in characters", preview(k)),
+                    n,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate<'a>(f: Fields<'a>, limits: &Limits) -> Result<Event<'a>, InvalidEvent> {
+    check_sizes(&f, limits)?;
     let event_id = f.event_id.ok_or(InvalidEvent::Missing("event_id"))?;
     check_len("event_id", &event_id, 128)?;
     let kind_s = f.kind.ok_or(InvalidEvent::Missing("type"))?;

@@ -1,6 +1,6 @@
 //! Event decoding (SPEC §2): both encodings, and a precise reason for every kind of bad input.
 
-use leadscore::event::{decode, decode_json, decode_protobuf, InvalidEvent, PayloadFormat};
+use leadscore::event::{decode, decode_json, decode_protobuf, InvalidEvent, Limits, PayloadFormat};
 use leadscore::gen::{generate, GenConfig};
 use prost::Message;
 
@@ -21,11 +21,23 @@ fn json_and_protobuf_decode_to_the_same_event() {
         assert_eq!(&from_json, ev);
         // Auto-detection picks the right decoder for both.
         assert_eq!(
-            decode(&pb, Some(ev.lead_id.as_bytes()), PayloadFormat::Auto).unwrap(),
+            decode(
+                &pb,
+                Some(ev.lead_id.as_bytes()),
+                PayloadFormat::Auto,
+                &Limits::default()
+            )
+            .unwrap(),
             from_pb
         );
         assert_eq!(
-            decode(json.as_bytes(), None, PayloadFormat::Auto).unwrap(),
+            decode(
+                json.as_bytes(),
+                None,
+                PayloadFormat::Auto,
+                &Limits::default()
+            )
+            .unwrap(),
             from_json
         );
         forms += !ev.fields.is_empty() as usize;
@@ -38,6 +50,7 @@ fn reason(payload: &str) -> String {
         payload.as_bytes(),
         Some(b"L".as_slice()),
         PayloadFormat::Auto,
+        &Limits::default(),
     )
     .unwrap_err()
     .to_string()
@@ -83,22 +96,35 @@ fn every_kind_of_bad_input_has_a_precise_reason() {
             &format!("\"event_id\":\"{}\"", "é".repeat(128))
         )
     );
-    assert!(decode(ok.as_bytes(), Some(b"L"), PayloadFormat::Auto).is_ok());
+    assert!(decode(
+        ok.as_bytes(),
+        Some(b"L"),
+        PayloadFormat::Auto,
+        &Limits::default()
+    )
+    .is_ok());
     // Unknown extra fields are ignored.
     assert!(decode_json(format!("{{{OK},\"extra\":{{\"x\":[1]}}}}").as_bytes()).is_ok());
 }
 
 #[test]
 fn bad_protobuf_and_bad_keys() {
-    let e = decode(&[0x0a, 0xff, 0x01], None, PayloadFormat::Auto).unwrap_err();
+    let e = decode(
+        &[0x0a, 0xff, 0x01],
+        None,
+        PayloadFormat::Auto,
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "bad_protobuf");
     let e = decode(
         format!("{{{OK}}}").as_bytes(),
         Some(&[0xff, 0xfe]),
         PayloadFormat::Json,
+        &Limits::default(),
     )
     .unwrap_err();
     assert_eq!(e, InvalidEvent::KeyNotUtf8);
-    let e = decode(b"{}", None, PayloadFormat::Protobuf).unwrap_err();
+    let e = decode(b"{}", None, PayloadFormat::Protobuf, &Limits::default()).unwrap_err();
     assert_eq!(e.code(), "bad_protobuf");
 }

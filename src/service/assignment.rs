@@ -39,7 +39,7 @@ const COMMITTED_WAIT: Duration = Duration::from_secs(90);
 pub struct Restoring {
     plan: RestorePlan,
     cancel: Arc<AtomicBool>,
-    task: JoinHandle<Result<(LeadTable, PartitionStore)>>,
+    task: JoinHandle<Result<Restored>>,
 }
 
 /// The distinct partition numbers of a list.
@@ -91,7 +91,8 @@ impl Pipeline {
         let none = Offsets::new();
         for &p in parts {
             self.cancel_restore(p);
-            let store = PartitionStore::open(&self.cfg.state_dir, &self.cfg.group_id, p)?;
+            let store =
+                PartitionStore::open_or_quarantine(&self.cfg.state_dir, &self.cfg.group_id, p)?;
             let plan = plan_restore(&store.offsets()?, committed.get(&p).unwrap_or(&none));
             for topic in &self.cfg.input_topics {
                 let at = plan
@@ -131,7 +132,7 @@ impl Pipeline {
         for p in done {
             let r = self.restoring.remove(&p).expect("listed above");
             match r.task.join().expect("a restore thread does not panic") {
-                Ok((leads, store)) => self.activate(consumer, p, &r.plan, leads, store),
+                Ok(restored) => self.activate(consumer, p, &r.plan, restored),
                 Err(e) => self
                     .shared
                     .fail(format!("restore of partition {p} failed: {e:#}")),
@@ -145,13 +146,29 @@ impl Pipeline {
         consumer: &BaseConsumer<GroupContext>,
         p: i32,
         plan: &RestorePlan,
-        leads: LeadTable,
-        store: PartitionStore,
+        restored: Restored,
     ) {
-        for (topic, offset) in &plan.resume {
+        let Restored {
+            leads,
+            store,
+            resume,
+        } = restored;
+        for (topic, offset) in &resume {
             let t = self.topic_index(topic);
             self.positions.next.insert((t, p), *offset);
             self.positions.committed.insert((t, p), *offset);
+        }
+        if resume != plan.resume {
+            // The local store was unreadable: consumption restarts where the changelog
+            // restore left off, not where the partition was assigned.
+            for topic in &self.cfg.input_topics {
+                let at = resume
+                    .get(topic)
+                    .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                if let Err(e) = consumer.seek(topic, p, at, Duration::from_secs(10)) {
+                    self.shared.fail(format!("cannot seek {topic}/{p}: {e}"));
+                }
+            }
         }
         self.shared
             .shards
@@ -292,6 +309,13 @@ fn committed_offsets(
 }
 
 /// Loads a partition's state as planned (on the restore thread).
+/// A finished restore: the partition's leads, its store, and where consumption resumes.
+pub struct Restored {
+    leads: LeadTable,
+    store: PartitionStore,
+    resume: Offsets,
+}
+
 fn restore_partition(
     cfg: &Config,
     engine: &Engine,
@@ -299,38 +323,47 @@ fn restore_partition(
     plan: &RestorePlan,
     store: PartitionStore,
     cancel: &AtomicBool,
-) -> Result<(LeadTable, PartitionStore)> {
+) -> Result<Restored> {
     let started = Instant::now();
     let rules = engine.rules().clone();
     let mut leads = LeadTable::tracked();
-    let mut source = plan.source.as_str();
-    match plan.source {
-        Source::New => {}
-        Source::Local => {
-            store.load(&rules, &mut leads)?;
-        }
-        Source::Changelog => {
-            leads = match changelog::restore(cfg, &rules, p, &plan.resume, cancel)? {
-                Some(leads) => leads,
-                None => {
-                    source = "input";
-                    let until: Vec<(String, i64)> = plan.resume.clone().into_iter().collect();
-                    rebuild_from_input(cfg, engine, p, &until, cancel)?
-                }
-            };
-            store.replace_all(&rules, &leads, &plan.resume)?;
+    let (mut store, mut source, mut resume) = (store, plan.source, plan.resume.clone());
+    if source == Source::Local {
+        if let Err(e) = store.load(&rules, &mut leads) {
+            store = store.quarantine(&format!("{e:#}"))?;
+            (source, resume, leads) = (
+                Source::Changelog,
+                plan.committed.clone(),
+                LeadTable::tracked(),
+            );
         }
     }
+    let mut label = source.as_str();
+    if source == Source::Changelog {
+        leads = match changelog::restore(cfg, &rules, p, &resume, cancel)? {
+            Some(leads) => leads,
+            None => {
+                label = "input";
+                let until: Vec<(String, i64)> = resume.clone().into_iter().collect();
+                rebuild_from_input(cfg, engine, p, &until, cancel)?
+            }
+        };
+        store.replace_all(&rules, &leads, &resume)?;
+    }
     let secs = started.elapsed().as_secs_f64();
-    counter!("leadscore_restore_leads_total", "source" => source).increment(leads.len() as u64);
+    counter!("leadscore_restore_leads_total", "source" => label).increment(leads.len() as u64);
     metrics::histogram!("leadscore_restore_seconds").record(secs);
     info!(
         partition = p,
-        source,
+        source = label,
         leads = leads.len(),
-        resume = %changelog::encode_offsets(&plan.resume),
+        resume = %changelog::encode_offsets(&resume),
         "partition restored in {secs:.2}s ({:.0} leads/s)",
         leads.len() as f64 / secs.max(1e-9)
     );
-    Ok((leads, store))
+    Ok(Restored {
+        leads,
+        store,
+        resume,
+    })
 }

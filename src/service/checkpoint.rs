@@ -135,7 +135,7 @@ impl Pipeline {
                 warn!("checkpoint failed: {e}; rewinding to the last durable checkpoint");
                 counter!("leadscore_rewinds_total").increment(1);
                 let fresh = e.recovery() == Recovery::ReplaceProducer;
-                if let Err(e) = self.rewind(consumer, fresh) {
+                if let Err(e) = self.rewind(consumer, fresh, &e.to_string()) {
                     self.shared.fail(format!("rewind: {e}"));
                 }
             }
@@ -164,7 +164,7 @@ impl Pipeline {
         } else {
             only
         };
-        let writes = self.send_changes(only);
+        let writes = self.send_changes(only)?;
         let tpl = self.offsets_to_commit(only);
         self.make_outputs_durable(consumer, &tpl)?;
         let leads_written = self.write_stores(&writes)?;
@@ -177,8 +177,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Step 1: changed leads and evictions of the partitions in scope to the changelog.
-    fn send_changes(&mut self, only: Option<&[i32]>) -> Vec<StoreWrite> {
+    /// Step 1: changed leads and evictions of the partitions in scope to the changelog. A
+    /// record too large for `max_message_bytes` stops the service: retrying cannot help.
+    fn send_changes(&mut self, only: Option<&[i32]>) -> Result<Vec<StoreWrite>, CheckpointError> {
         let rules = self.shared.engine().rules().clone();
         let mut shards = self.shared.shards.lock().unwrap();
         let mut writes = Vec::new();
@@ -197,6 +198,18 @@ impl Pipeline {
                 continue;
             }
             let header = changelog::encode_offsets(&offsets);
+            let max = self.cfg.limits.max_message_bytes;
+            if let Some((id, bytes)) = changed
+                .iter()
+                .find(|(id, b)| id.len() + b.len() + header.len() > max)
+            {
+                return Err(CheckpointError::Fatal(format!(
+                    "a lead's changelog record in partition {p} is {} bytes, over \
+                     max_message_bytes {max}: lower max_string_chars or the rules' fit fields, \
+                     or raise max_message_bytes with the changelog topic's max.message.bytes",
+                    id.len() + bytes.len() + header.len()
+                )));
+            }
             for (id, bytes) in &changed {
                 producer::send_changelog(
                     &self.producer,
@@ -224,7 +237,7 @@ impl Pipeline {
                 offsets,
             });
         }
-        writes
+        Ok(writes)
     }
 
     /// The input offsets of the partitions in scope.
@@ -395,8 +408,9 @@ impl Pipeline {
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
         fresh_producer: bool,
+        reason: &str,
     ) -> Result<(), CheckpointError> {
-        self.count_rewind()?;
+        self.count_rewind(reason)?;
         self.reset_producer(fresh_producer)?;
         let rules = self.shared.engine().rules().clone();
         let shared = self.shared.clone();
@@ -428,17 +442,23 @@ impl Pipeline {
     }
 
     /// Counts a rewind; fails when rewinds keep failing at the same positions.
-    fn count_rewind(&mut self) -> Result<(), CheckpointError> {
+    fn count_rewind(&mut self, reason: &str) -> Result<(), CheckpointError> {
         if self.rewinds.0 == 0 {
             self.rewinds.1 = self.positions.committed.clone();
         }
         self.rewinds.0 += 1;
         if self.rewinds.0 > MAX_REWINDS {
             counter!("leadscore_rewinds_exhausted_total").increment(1);
+            let at: Vec<String> = self
+                .rewinds
+                .1
+                .iter()
+                .map(|((t, p), o)| format!("{}/{p}@{o}", self.cfg.input_topics[*t]))
+                .collect();
             return Err(CheckpointError::Fatal(format!(
-                "{MAX_REWINDS} rewinds in a row without a successful checkpoint; stuck at \
-                 (topic index, partition) → offset {:?}",
-                self.rewinds.1
+                "{MAX_REWINDS} rewinds in a row without a successful checkpoint, stuck at {}; \
+                 last failure: {reason}",
+                at.join(", ")
             )));
         }
         Ok(())
@@ -471,8 +491,8 @@ fn send_offsets(
     let call = move || {
         txn_call(
             "send_offsets_to_transaction",
-            Duration::from_secs(60),
-            || producer.send_offsets_to_transaction(&tpl, &meta, Duration::from_secs(20)),
+            Duration::from_secs(30),
+            || producer.send_offsets_to_transaction(&tpl, &meta, Duration::from_secs(10)),
         )
     };
     match producer::bounded(

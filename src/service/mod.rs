@@ -15,6 +15,7 @@ pub mod partition;
 pub mod pipeline;
 pub mod producer;
 pub mod restore;
+pub mod screen;
 pub mod shared;
 pub mod store;
 pub mod topics;
@@ -57,7 +58,7 @@ fn init_logging(format: LogFormat) {
 }
 
 /// The poll loop's longest legitimate pause, well past every bounded wait in it (a revoke
-/// waits ≤ 90 s for offsets, a checkpoint's transactional calls ≤ 100 s each).
+/// waits ≤ 90 s for offsets, a checkpoint's transactional calls ≤ 120 s each).
 const WATCHDOG_MS: i64 = 600_000;
 
 /// Exits the process (code 70) when the poll loop has not turned for [`WATCHDOG_MS`]: a

@@ -44,6 +44,9 @@ pub struct RestorePlan {
     /// Input topic → next offset to process (absent: nothing processed, start at the
     /// beginning).
     pub resume: Offsets,
+    /// The group's committed offsets: where a changelog restore resumes when the local store
+    /// turns out unreadable.
+    pub committed: Offsets,
 }
 
 /// Decides how to restore a partition from the offsets its local store reflects and the offsets
@@ -55,6 +58,7 @@ pub fn plan_restore(local: &Offsets, committed: &Offsets) -> RestorePlan {
         return RestorePlan {
             source: Source::New,
             resume: Offsets::new(),
+            committed: Offsets::new(),
         };
     }
     let local_covers = !local.is_empty()
@@ -65,11 +69,13 @@ pub fn plan_restore(local: &Offsets, committed: &Offsets) -> RestorePlan {
         RestorePlan {
             source: Source::Local,
             resume: local.clone(),
+            committed: committed.clone(),
         }
     } else {
         RestorePlan {
             source: Source::Changelog,
             resume: committed.clone(),
+            committed: committed.clone(),
         }
     }
 }

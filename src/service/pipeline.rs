@@ -20,7 +20,6 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, Guarantee};
 use crate::engine::{Engine, Outcome};
-use crate::event::decode;
 use crate::leads::LeadTable;
 use crate::service::assignment::Restoring;
 use crate::service::checkpoint::Reached;
@@ -28,6 +27,7 @@ use crate::service::group::{classify_consumer_error, ConsumerErrorClass, GroupCo
 use crate::service::metrics::{self as m, BatchCounts};
 use crate::service::partition::{is_new, Positions};
 use crate::service::producer::{self, make_producer, OutputProducer};
+use crate::service::screen::screen;
 use crate::service::shared::Shared;
 use crate::service::upkeep::{reload_rules, sweep, Retention};
 use crate::service::{changelog, topics};
@@ -125,19 +125,22 @@ impl Pipeline {
         t: usize,
         msg: &BorrowedMessage<'_>,
     ) {
-        let payload = msg.payload().unwrap_or_default();
-        match decode(payload, msg.key(), self.cfg.input_format) {
+        match screen(&self.cfg, msg) {
             Err(e) => {
                 *self.counts.invalid.entry(e.code()).or_default() += 1;
+                // The reason quotes input (lead ids are personal data): it goes to the dead
+                // letter's `leadscore.error` header, the log gets its code.
                 warn!(
                     source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
-                    "invalid event to dead letters: {e}"
+                    reason = e.code(),
+                    "invalid event to dead letters"
                 );
                 producer::send_dead_letter(
                     &self.producer,
                     &self.cfg.dlq_topic,
                     msg,
                     &e.to_string(),
+                    self.cfg.limits.max_message_bytes,
                 );
             }
             Ok(ev) => {

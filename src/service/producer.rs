@@ -178,20 +178,40 @@ pub fn send_sales_ready(
     send(producer, record);
 }
 
+/// Room left in a dead letter for its record framing and the `leadscore.*` headers.
+const DEAD_LETTER_OVERHEAD: usize = 1024;
+
 /// Sends an invalid input message to the dead-letter topic: key, payload and headers copied
 /// byte for byte (librdkafka copies the headers natively, so non-UTF-8 keys pass through), plus
-/// `leadscore.error` (the reason) and `leadscore.source` (topic/partition/offset).
+/// `leadscore.error` (the reason) and `leadscore.source` (topic/partition/offset). A message
+/// that would not fit in `max_message_bytes` is cut to fit and marked with
+/// `leadscore.truncated` (the original payload length; `+headers` when its headers had to
+/// go too): it never blocks the partition.
 pub fn send_dead_letter(
     producer: &OutputProducer,
     topic: &str,
     msg: &BorrowedMessage<'_>,
     reason: &str,
+    max_message_bytes: usize,
 ) {
     let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
-    let headers = msg
-        .headers()
-        .map(|h| h.detach())
-        .unwrap_or_default()
+    let full_key = msg.key().unwrap_or_default();
+    // A key is a lead id (≤ 256 characters when valid); a huge one is cut as well.
+    let key = &full_key[..full_key.len().min(max_message_bytes / 4)];
+    let payload = msg.payload().unwrap_or_default();
+    let header_bytes: usize = crate::kafka::raw_headers(msg)
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    let budget = max_message_bytes
+        .saturating_sub(DEAD_LETTER_OVERHEAD + reason.len() + source.len() + key.len());
+    let keep_headers = header_bytes <= budget;
+    let room = budget - if keep_headers { header_bytes } else { 0 };
+    let mut headers = match msg.headers() {
+        Some(h) if keep_headers => h.detach(),
+        _ => OwnedHeaders::new(),
+    };
+    headers = headers
         .insert(Header {
             key: "leadscore.error",
             value: Some(reason),
@@ -200,12 +220,28 @@ pub fn send_dead_letter(
             key: "leadscore.source",
             value: Some(&source),
         });
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
-    if let Some(k) = msg.key() {
-        record = record.key(k);
+    if payload.len() > room || !keep_headers || key.len() < full_key.len() {
+        let mark = format!(
+            "{}{}{}",
+            payload.len(),
+            if keep_headers { "" } else { "+headers" },
+            if key.len() < full_key.len() {
+                "+key"
+            } else {
+                ""
+            }
+        );
+        headers = headers.insert(Header {
+            key: "leadscore.truncated",
+            value: Some(&mark),
+        });
     }
-    if let Some(p) = msg.payload() {
-        record = record.payload(p);
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+    if msg.key().is_some() {
+        record = record.key(key);
+    }
+    if msg.payload().is_some() {
+        record = record.payload(&payload[..payload.len().min(room)]);
     }
     send(producer, record);
 }

@@ -23,9 +23,9 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::event::decode;
 use crate::kafka::client_config;
 use crate::leads::LeadTable;
+use crate::service::screen::screen;
 
 /// How often restores log their progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
@@ -165,7 +165,7 @@ pub fn rebuild_from_input(
             Some(*until),
             cancel,
             |m| {
-                if let Ok(ev) = decode(m.payload().unwrap_or_default(), m.key(), cfg.input_format) {
+                if let Ok(ev) = screen(cfg, m) {
                     engine.apply_to(&mut leads, &ev);
                 }
             },

@@ -33,6 +33,35 @@ impl PartitionStore {
             .join(format!("partition-{partition}.redb"))
     }
 
+    /// Opens a partition's store; one that cannot be opened or whose offsets cannot be read
+    /// (truncated, overwritten, not a store) is quarantined ([`PartitionStore::quarantine`])
+    /// and an empty one takes its place, so the partition restores from the changelog.
+    pub fn open_or_quarantine(state_dir: &Path, group: &str, partition: i32) -> Result<Self> {
+        let checked = Self::open(state_dir, group, partition)
+            .and_then(|store| store.offsets().map(|_| store));
+        match checked {
+            Ok(store) => Ok(store),
+            Err(e) => {
+                let path = Self::path_for(state_dir, group, partition);
+                quarantine_file(&path, &format!("{e:#}"))?;
+                Self::open(state_dir, group, partition)
+            }
+        }
+    }
+
+    /// Moves this store's file aside (`<file>.corrupt-<unix seconds>`, kept for a post-mortem)
+    /// and opens an empty store in its place.
+    pub fn quarantine(self, why: &str) -> Result<Self> {
+        let path = self.path.clone();
+        drop(self.db);
+        quarantine_file(&path, why)?;
+        let db = Database::create(&path)
+            .with_context(|| format!("cannot open the state store {}", path.display()))?;
+        let store = PartitionStore { db, path };
+        store.create_tables()?;
+        Ok(store)
+    }
+
     /// Opens (creating if needed) a partition's store.
     pub fn open(state_dir: &Path, group: &str, partition: i32) -> Result<Self> {
         let path = Self::path_for(state_dir, group, partition);
@@ -46,11 +75,17 @@ impl PartitionStore {
         }
         let db = Database::create(&path)
             .with_context(|| format!("cannot open the state store {}", path.display()))?;
-        let tx = db.begin_write()?;
+        let store = PartitionStore { db, path };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    fn create_tables(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
         tx.open_table(LEADS)?;
         tx.open_table(META)?;
         tx.commit()?;
-        Ok(PartitionStore { db, path })
+        Ok(())
     }
 
     /// The store's file.
@@ -140,4 +175,25 @@ impl PartitionStore {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Renames a corrupt store file aside, with a warning and a metric.
+fn quarantine_file(path: &Path, why: &str) -> Result<()> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = path.with_extension(format!("redb.corrupt-{secs}"));
+    std::fs::rename(path, &aside).with_context(|| {
+        format!(
+            "cannot move the corrupt state store {} aside",
+            path.display()
+        )
+    })?;
+    metrics::counter!("leadscore_store_corrupt_total").increment(1);
+    tracing::warn!(
+        store = %path.display(),
+        moved_to = %aside.display(),
+        "state store unreadable ({why}); restoring the partition from the changelog"
+    );
+    Ok(())
 }

@@ -22,6 +22,8 @@ pub struct Retention {
     pub ttl: i64,
     /// How often each partition is swept.
     pub every: Duration,
+    /// The partition clock never counts as further ahead of the wall clock than this (µs).
+    pub max_skew: i64,
 }
 
 impl Retention {
@@ -31,6 +33,7 @@ impl Retention {
             floor: cfg.retention_floor,
             ttl: cfg.retention_ttl.as_micros() as i64,
             every: cfg.retention_sweep,
+            max_skew: cfg.max_clock_skew.as_micros() as i64,
         })
     }
 }
@@ -38,6 +41,8 @@ impl Retention {
 /// Evicts, per partition at most every `retention.every`, leads with no fit points that never
 /// qualified, whose score decayed to the partition's newest lead clock is below the floor and
 /// whose clock is more than the TTL behind it (event time, so replays and restarts evict alike).
+/// The partition's newest clock is capped at the wall clock plus `max_skew`: one event dated
+/// far ahead, had it got through, could not evict everyone.
 pub fn sweep(shared: &Shared, retention: &Retention) {
     let mut shards = shared.shards.lock().unwrap();
     let engine = shared.engine();
@@ -51,7 +56,8 @@ pub fn sweep(shared: &Shared, retention: &Retention) {
             .iter()
             .filter_map(|l| l.state.clock())
             .max()
-            .unwrap_or(i64::MIN);
+            .unwrap_or(i64::MIN)
+            .min(crate::time::now_micros().saturating_add(retention.max_skew));
         let gone = shard.leads.evict(|l| {
             let st = &l.state;
             st.fit() == 0.0
