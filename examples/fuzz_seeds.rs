@@ -16,7 +16,9 @@ fn write(dir: &Path, target: &str, name: impl std::fmt::Display, bytes: &[u8]) {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: fuzz_seeds <corpus dir>");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: fuzz_seeds <corpus dir>");
     let dir = Path::new(&dir);
     let records = generate(&GenConfig {
         leads: 60,

@@ -115,6 +115,10 @@ pub struct Config {
     pub max_clock_skew: Duration,
     /// How far behind the wall clock an event may be dated (`None`: no bound).
     pub max_event_age: Option<Duration>,
+    /// How long an erasure is remembered (wall clock).
+    pub erasure_retention: Duration,
+    /// Bearer token for `DELETE /v1/leads/{id}` (`None`: erasure over HTTP is off).
+    pub admin_token: Option<String>,
     /// librdkafka properties passed through unchanged (security.protocol, sasl.*, ssl.*, ...).
     pub kafka: BTreeMap<String, String>,
 }
@@ -552,6 +556,39 @@ pub const KEYS: &[Key] = &[
         },
         show: |c| c.max_event_age.map_or("none".into(), show_duration),
     },
+    Key {
+        toml: "erasure_retention",
+        env: "LEADSCORE_ERASURE_RETENTION",
+        alias: None,
+        default: "400d",
+        meaning: "how long an erased lead's hash is kept to refuse its older events; keep it longer than the input topic's retention and any backfill",
+        set: |c, v| {
+            c.erasure_retention = duration(v)?;
+            Ok(())
+        },
+        show: |c| show_duration(c.erasure_retention),
+    },
+    Key {
+        toml: "admin_token",
+        env: "LEADSCORE_ADMIN_TOKEN",
+        alias: None,
+        default: "",
+        meaning: "bearer token for `DELETE /v1/leads/{id}` (erasure); empty: erasure over HTTP is off. Secret: never shown",
+        set: |c, v| {
+            c.admin_token = match v.trim() {
+                "" => None,
+                t if t.len() < 16 => {
+                    return Err(Invalid::new(
+                        "shorter than 16 characters",
+                        "use a long random token, e.g. `openssl rand -hex 24`",
+                    ))
+                }
+                t => Some(t.to_string()),
+            };
+            Ok(())
+        },
+        show: |c| c.admin_token.as_ref().map_or(String::new(), |_| "***".into()),
+    },
 ];
 
 /// The `[kafka]` passthrough row of docs/CONFIG.md's table.
@@ -585,6 +622,8 @@ impl Default for Config {
             limits: Limits::default(),
             max_clock_skew: Duration::ZERO,
             max_event_age: None,
+            erasure_retention: Duration::ZERO,
+            admin_token: None,
             kafka: BTreeMap::new(),
         };
         for k in KEYS {

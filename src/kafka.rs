@@ -262,3 +262,40 @@ pub fn raw_headers(msg: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(Vec<u8>,
     }
     out
 }
+
+/// Publishes a `forget` command for `lead_id` to an input topic (keyed by the lead, so it
+/// reaches the owning partition after the lead's earlier events) and waits for the broker's
+/// acknowledgement. Returns (partition, offset).
+pub async fn send_forget(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    lead_id: &str,
+) -> Result<(i32, i64)> {
+    use crate::erasure::{COMMAND_HEADER, FORGET};
+    use rdkafka::message::{Header, OwnedHeaders};
+    let headers = OwnedHeaders::new().insert(Header {
+        key: COMMAND_HEADER,
+        value: Some(FORGET),
+    });
+    let record = rdkafka::producer::FutureRecord::<str, [u8]>::to(topic)
+        .key(lead_id)
+        .payload(&[])
+        .headers(headers);
+    let delivery = producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("cannot publish the forget command to {topic}: {e}"))?;
+    Ok((delivery.partition, delivery.offset))
+}
+
+/// An acknowledged, idempotent producer for control messages (`forget`).
+pub fn command_producer(
+    brokers: &str,
+    passthrough: &BTreeMap<String, String>,
+) -> Result<rdkafka::producer::FutureProducer> {
+    client_config(brokers, passthrough)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .context("cannot create a Kafka producer")
+}

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod erasure;
 pub mod event;
 pub mod gen;
 pub mod kafka;

@@ -38,6 +38,20 @@ enum Command {
     Watch(WatchArgs),
     /// Learn the points of a rules file from who became a customer (predictive scoring).
     Train(Box<TrainArgs>),
+    /// Erase one lead's data: publishes a `forget` command that the owning instance applies
+    /// (state, changelog and store; docs/SPEC.md §7).
+    Forget(ForgetArgs),
+}
+
+#[derive(Args)]
+struct ForgetArgs {
+    /// The lead id to erase.
+    #[arg(long)]
+    lead: String,
+    /// The service's config file (brokers, input topics, [kafka] security settings); environment
+    /// variables override it, as for `run`.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -261,6 +275,7 @@ fn main() -> ExitCode {
         Command::Topics(TopicsCommand::Create(a)) => cmd_topics(a),
         Command::Watch(a) => cmd_watch(a),
         Command::Train(a) => cmd_train(*a),
+        Command::Forget(a) => cmd_forget(a),
     };
     match result {
         Ok(code) => code,
@@ -532,6 +547,26 @@ fn write_generated(a: &GenArgs, g: &gen::Generated, started: Instant) -> Result<
     );
     io::stderr().flush().ok();
     Ok(())
+}
+
+fn cmd_forget(a: ForgetArgs) -> Result<ExitCode> {
+    let cfg = leadscore::config::Config::load(a.config.as_deref())?;
+    let topic = cfg
+        .input_topics
+        .first()
+        .context("no input topic configured (input_topics / LEADSCORE_INPUT_TOPICS)")?;
+    let producer = leadscore::kafka::command_producer(&cfg.brokers, &cfg.kafka)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (partition, offset) =
+        rt.block_on(leadscore::kafka::send_forget(&producer, topic, &a.lead))?;
+    println!(
+        "forget command published to {topic}/{partition}@{offset}; the instance that owns \
+         partition {partition} erases the lead when it reaches that offset \
+         (metric leadscore_erasures_total)"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_run(a: RunArgs) -> Result<ExitCode> {

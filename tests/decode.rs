@@ -128,3 +128,109 @@ fn bad_protobuf_and_bad_keys() {
     let e = decode(b"{}", None, PayloadFormat::Protobuf, &Limits::default()).unwrap_err();
     assert_eq!(e.code(), "bad_protobuf");
 }
+
+fn page_view(url_len: usize, ts: &str) -> String {
+    serde_json::json!({"event_id": "e1", "type": "page_view", "lead_id": "L", "ts": ts,
+        "url": format!("https://x.io/{}", "a".repeat(url_len))})
+    .to_string()
+}
+
+#[test]
+fn limits_refuse_long_strings_many_fields_and_implausible_times() {
+    let limits = Limits {
+        max_string_chars: 100,
+        max_profile_fields: 2,
+        ..Limits::default()
+    };
+    let ok = page_view(50, "2026-11-01T00:00:00Z");
+    assert!(decode(ok.as_bytes(), None, PayloadFormat::Json, &limits).is_ok());
+    let long = page_view(200, "2026-11-01T00:00:00Z");
+    let e = decode(long.as_bytes(), None, PayloadFormat::Json, &limits).unwrap_err();
+    assert_eq!(e.code(), "over_limit");
+    assert_eq!(
+        e.to_string(),
+        "field `url` in characters is 213, over max_string_chars 100"
+    );
+    let form = serde_json::json!({"event_id": "f", "type": "form_conversion", "lead_id": "L",
+        "ts": "2026-11-01T00:00:00Z", "form_id": "x", "fields": {"a": 1, "b": 2, "c": 3}})
+    .to_string();
+    let e = decode(form.as_bytes(), None, PayloadFormat::Json, &limits).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the number of profile fields is 3, over max_profile_fields 2"
+    );
+    for ts in [
+        "9999-12-31T23:59:59Z",
+        "1970-01-01T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+    ] {
+        let e = decode(
+            page_view(1, ts).as_bytes(),
+            None,
+            PayloadFormat::Json,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "bad_value", "{ts}: {e}");
+        assert!(e
+            .to_string()
+            .contains("must be from 2000-01-01 to 2099-12-31"));
+    }
+}
+
+#[test]
+fn the_wall_clock_window_and_the_envelope() {
+    use leadscore::event::{check_envelope, check_time};
+    const H: i64 = 3_600_000_000;
+    let now = 1_790_000_000_000_000;
+    assert!(check_time(now + H, now, H, None).is_ok());
+    let e = check_time(now + 3 * H, now, H, None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "field `ts` is 3.0h ahead of the wall clock (max_clock_skew 1.0h)"
+    );
+    assert!(check_time(now - 1000 * H, now, H, None).is_ok());
+    let e = check_time(now - 48 * H, now, H, Some(24 * H)).unwrap_err();
+    assert_eq!(e.code(), "untimely");
+    let limits = Limits {
+        max_message_bytes: 100,
+        max_headers: 2,
+        ..Limits::default()
+    };
+    assert!(check_envelope(10, 80, [5, 5].into_iter(), &limits).is_ok());
+    let e = check_envelope(10, 80, [5, 6].into_iter(), &limits).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the message (key, payload and headers) in bytes is 101, over max_message_bytes 100"
+    );
+    let e = check_envelope(0, 0, [0, 0, 0].into_iter(), &limits).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the number of headers is 3, over max_headers 2"
+    );
+}
+
+#[test]
+fn json_nested_100k_deep_is_refused_without_a_crash() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let e = decode(
+        deep.as_bytes(),
+        None,
+        PayloadFormat::Auto,
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "bad_json");
+    let deep_obj = format!(
+        r#"{{"event_id":{}1{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert!(decode(
+        deep_obj.as_bytes(),
+        None,
+        PayloadFormat::Auto,
+        &Limits::default()
+    )
+    .is_err());
+}

@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, Guarantee};
 use crate::engine::Engine;
+use crate::erasure::Erasures;
 use crate::leads::LeadTable;
 use crate::service::changelog;
 use crate::service::checkpoint::Reached;
@@ -150,6 +151,7 @@ impl Pipeline {
     ) {
         let Restored {
             leads,
+            erasures,
             store,
             resume,
         } = restored;
@@ -174,7 +176,7 @@ impl Pipeline {
             .shards
             .lock()
             .unwrap()
-            .insert(p, Shard::new(leads, store));
+            .insert(p, Shard::new(leads, erasures, store));
         self.shared.pending.lock().unwrap().retain(|x| *x != p);
         let mut tpl = TopicPartitionList::new();
         for topic in &self.cfg.input_topics {
@@ -312,6 +314,7 @@ fn committed_offsets(
 /// A finished restore: the partition's leads, its store, and where consumption resumes.
 pub struct Restored {
     leads: LeadTable,
+    erasures: Erasures,
     store: PartitionStore,
     resume: Offsets,
 }
@@ -327,28 +330,25 @@ fn restore_partition(
     let started = Instant::now();
     let rules = engine.rules().clone();
     let mut leads = LeadTable::tracked();
+    let mut erasures = Erasures::default();
     let (mut store, mut source, mut resume) = (store, plan.source, plan.resume.clone());
     if source == Source::Local {
-        if let Err(e) = store.load(&rules, &mut leads) {
+        if let Err(e) = store.load(&rules, &mut leads, &mut erasures) {
             store = store.quarantine(&format!("{e:#}"))?;
-            (source, resume, leads) = (
-                Source::Changelog,
-                plan.committed.clone(),
-                LeadTable::tracked(),
-            );
+            (source, resume) = (Source::Changelog, plan.committed.clone());
         }
     }
     let mut label = source.as_str();
     if source == Source::Changelog {
-        leads = match changelog::restore(cfg, &rules, p, &resume, cancel)? {
-            Some(leads) => leads,
+        (leads, erasures) = match changelog::restore(cfg, &rules, p, &resume, cancel)? {
+            Some(restored) => restored,
             None => {
                 label = "input";
                 let until: Vec<(String, i64)> = resume.clone().into_iter().collect();
                 rebuild_from_input(cfg, engine, p, &until, cancel)?
             }
         };
-        store.replace_all(&rules, &leads, &resume)?;
+        store.replace_all(&rules, &leads, &erasures, &resume)?;
     }
     let secs = started.elapsed().as_secs_f64();
     counter!("leadscore_restore_leads_total", "source" => label).increment(leads.len() as u64);
@@ -363,6 +363,7 @@ fn restore_partition(
     );
     Ok(Restored {
         leads,
+        erasures,
         store,
         resume,
     })

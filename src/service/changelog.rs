@@ -8,11 +8,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Result;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::erasure::{from_changelog_key, Erasures};
+use crate::kafka::raw_headers;
 use crate::leads::LeadTable;
 use crate::rules::Rules;
 use crate::service::restore::read_partition;
@@ -60,19 +62,24 @@ fn progress(at: &Offsets) -> i64 {
 /// Restores a partition from the changelog: per lead, the record that reflects the most input
 /// among those that reflect no input beyond `resume` (records of a checkpoint whose commit did
 /// not happen are skipped; a late record of an older state, e.g. from a member that lost the
-/// partition, never replaces a newer one). `None` when the changelog partition is empty.
+/// partition, never replaces a newer one); erasure records likewise. `None` when the changelog
+/// partition is empty.
 pub fn restore(
     cfg: &Config,
     rules: &Rules,
     partition: i32,
     resume: &Offsets,
     cancel: &AtomicBool,
-) -> Result<Option<LeadTable>> {
+) -> Result<Option<(LeadTable, Erasures)>> {
     let topic = topic(&cfg.group_id);
     let started = Instant::now();
-    let mut leads = LeadTable::tracked();
-    let mut seen: HashMap<Box<str>, i64> = HashMap::new();
-    let (mut skipped, mut stale) = (0u64, 0u64);
+    let mut into = Restoring {
+        leads: LeadTable::tracked(),
+        erasures: Erasures::default(),
+        seen: HashMap::new(),
+        skipped: 0,
+        stale: 0,
+    };
     let records = read_partition(
         cfg,
         &topic,
@@ -80,46 +87,7 @@ pub fn restore(
         Offset::Beginning,
         None,
         cancel,
-        |m| {
-            let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                return;
-            };
-            let at = m
-                .headers()
-                .and_then(|h| h.iter().find(|x| x.key == OFFSETS_HEADER))
-                .and_then(|h| std::str::from_utf8(h.value?).ok())
-                .and_then(decode_offsets);
-            let Some(at) = at else {
-                warn!(
-                    partition,
-                    "changelog record without offsets header: skipped"
-                );
-                return;
-            };
-            if !within(&at, resume) {
-                skipped += 1;
-                return;
-            }
-            let reach = progress(&at);
-            match seen.get(key) {
-                Some(&prev) if prev > reach => {
-                    stale += 1;
-                    return;
-                }
-                _ => {
-                    seen.insert(key.into(), reach);
-                }
-            }
-            match m.payload() {
-                None => {
-                    leads.remove(key);
-                }
-                Some(bytes) => match LeadState::decode(rules, bytes) {
-                    Ok(st) => leads.insert(key, st),
-                    Err(e) => warn!(partition, "changelog record for a lead: {e}"),
-                },
-            }
-        },
+        |m| into.apply(rules, partition, resume, m),
     )?;
     if records == 0 {
         return Ok(None);
@@ -127,13 +95,77 @@ pub fn restore(
     info!(
         partition,
         records,
-        skipped,
-        stale,
-        leads = leads.len(),
+        skipped = into.skipped,
+        stale = into.stale,
+        leads = into.leads.len(),
+        erasures = into.erasures.len(),
         "partition state restored from the changelog in {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    Ok(Some(leads))
+    Ok(Some((into.leads, into.erasures)))
+}
+
+/// A changelog restore in progress.
+struct Restoring {
+    leads: LeadTable,
+    erasures: Erasures,
+    /// Key → progress of the record applied for it.
+    seen: HashMap<Vec<u8>, i64>,
+    skipped: u64,
+    stale: u64,
+}
+
+impl Restoring {
+    /// Applies one changelog record unless it reflects input beyond `resume` or less than the
+    /// record already applied for its key.
+    fn apply(&mut self, rules: &Rules, partition: i32, resume: &Offsets, m: &BorrowedMessage<'_>) {
+        let Some(key) = m.key() else { return };
+        let at = raw_headers(m)
+            .into_iter()
+            .find(|(k, _)| k == OFFSETS_HEADER.as_bytes())
+            .and_then(|(_, v)| String::from_utf8(v?).ok())
+            .and_then(|v| decode_offsets(&v));
+        let Some(at) = at else {
+            warn!(
+                partition,
+                "changelog record without offsets header: skipped"
+            );
+            return;
+        };
+        if !within(&at, resume) {
+            self.skipped += 1;
+            return;
+        }
+        let reach = progress(&at);
+        match self.seen.get(key) {
+            Some(&prev) if prev > reach => {
+                self.stale += 1;
+                return;
+            }
+            _ => {
+                self.seen.insert(key.to_vec(), reach);
+            }
+        }
+        if let Some(h) = from_changelog_key(key) {
+            let at = m
+                .payload()
+                .and_then(|p| Some(i64::from_be_bytes(p.try_into().ok()?)));
+            self.erasures.restore(h, at);
+            return;
+        }
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        match m.payload() {
+            None => {
+                self.leads.remove(key);
+            }
+            Some(bytes) => match LeadState::decode(rules, bytes) {
+                Ok(st) => self.leads.insert(key, st),
+                Err(e) => warn!(partition, "changelog record for a lead: {e}"),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

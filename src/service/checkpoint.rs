@@ -24,12 +24,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::config::Guarantee;
+use crate::erasure::{self, Erasures, LeadHash};
 use crate::leads::LeadTable;
 use crate::service::changelog;
 use crate::service::group::GroupContext;
 use crate::service::pipeline::Pipeline;
 use crate::service::producer::{self, make_producer, txn_call, OutputProducer, TxnErrorClass};
 use crate::service::store::Offsets;
+use crate::time::Micros;
 
 /// Rewinds in a row, without a successful checkpoint in between, after which the service gives
 /// up and exits non-zero (a poison pill would otherwise loop forever).
@@ -106,6 +108,7 @@ struct StoreWrite {
     partition: i32,
     changed: Vec<(Box<str>, Vec<u8>)>,
     removed: Vec<Box<str>>,
+    erased: Vec<(LeadHash, Option<Micros>)>,
     offsets: Offsets,
 }
 
@@ -177,8 +180,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Step 1: changed leads and evictions of the partitions in scope to the changelog. A
-    /// record too large for `max_message_bytes` stops the service: retrying cannot help.
+    /// Step 1: changed leads, evictions and erasures of the partitions in scope to the
+    /// changelog. A record too large for `max_message_bytes` stops the service: retrying cannot
+    /// help.
     fn send_changes(&mut self, only: Option<&[i32]>) -> Result<Vec<StoreWrite>, CheckpointError> {
         let rules = self.shared.engine().rules().clone();
         let mut shards = self.shared.shards.lock().unwrap();
@@ -188,56 +192,64 @@ impl Pipeline {
                 continue;
             }
             let offsets = self.positions.of_partition(&self.cfg.input_topics, *p);
-            let changed = encode_changed(&mut shard.leads, &rules);
-            let removed = std::mem::take(&mut shard.evicted);
-            let moved = offsets.iter().any(|(t, n)| {
+            let w = StoreWrite {
+                partition: *p,
+                changed: encode_changed(&mut shard.leads, &rules),
+                removed: std::mem::take(&mut shard.evicted),
+                erased: shard.erasures.take_changed(),
+                offsets,
+            };
+            let moved = w.offsets.iter().any(|(t, n)| {
                 let key = (self.topic_index(t), *p);
                 self.positions.committed.get(&key) != Some(n)
             });
-            if changed.is_empty() && removed.is_empty() && !moved {
+            if w.changed.is_empty() && w.removed.is_empty() && w.erased.is_empty() && !moved {
                 continue;
             }
-            let header = changelog::encode_offsets(&offsets);
-            let max = self.cfg.limits.max_message_bytes;
-            if let Some((id, bytes)) = changed
-                .iter()
-                .find(|(id, b)| id.len() + b.len() + header.len() > max)
-            {
-                return Err(CheckpointError::Fatal(format!(
-                    "a lead's changelog record in partition {p} is {} bytes, over \
-                     max_message_bytes {max}: lower max_string_chars or the rules' fit fields, \
-                     or raise max_message_bytes with the changelog topic's max.message.bytes",
-                    id.len() + bytes.len() + header.len()
-                )));
-            }
-            for (id, bytes) in &changed {
-                producer::send_changelog(
-                    &self.producer,
-                    &self.changelog_topic,
-                    *p,
-                    id,
-                    Some(bytes),
-                    &header,
-                );
-            }
-            for id in &removed {
-                producer::send_changelog(
-                    &self.producer,
-                    &self.changelog_topic,
-                    *p,
-                    id,
-                    None,
-                    &header,
-                );
-            }
-            writes.push(StoreWrite {
-                partition: *p,
-                changed,
-                removed,
-                offsets,
-            });
+            self.send_write(&w)?;
+            writes.push(w);
         }
         Ok(writes)
+    }
+
+    /// One partition's changelog records, each tagged with the input offsets it reflects.
+    fn send_write(&self, w: &StoreWrite) -> Result<(), CheckpointError> {
+        let header = changelog::encode_offsets(&w.offsets);
+        let max = self.cfg.limits.max_message_bytes;
+        let size = |id: &str, b: &[u8]| id.len() + b.len() + header.len();
+        if let Some((id, bytes)) = w.changed.iter().find(|(id, b)| size(id, b) > max) {
+            return Err(CheckpointError::Fatal(format!(
+                "a lead's changelog record in partition {} is {} bytes, over max_message_bytes \
+                 {max}: lower max_string_chars or the rules' fit fields, or raise \
+                 max_message_bytes with the changelog topic's max.message.bytes",
+                w.partition,
+                size(id, bytes)
+            )));
+        }
+        let send = |key: &[u8], value: Option<&[u8]>| {
+            producer::send_changelog(
+                &self.producer,
+                &self.changelog_topic,
+                w.partition,
+                key,
+                value,
+                &header,
+            )
+        };
+        for (id, bytes) in &w.changed {
+            send(id.as_bytes(), Some(bytes));
+        }
+        for id in &w.removed {
+            send(id.as_bytes(), None);
+        }
+        for (h, at) in &w.erased {
+            let at = at.map(i64::to_be_bytes);
+            send(
+                &erasure::changelog_key(h),
+                at.as_ref().map(|b| b.as_slice()),
+            );
+        }
+        Ok(())
     }
 
     /// The input offsets of the partitions in scope.
@@ -300,7 +312,7 @@ impl Pipeline {
             if let Some(shard) = shards.get(&w.partition) {
                 leads_written += shard
                     .store
-                    .write(&w.changed, &w.removed, &w.offsets)
+                    .write(&w.changed, &w.removed, &w.erased, &w.offsets)
                     .map_err(|e| CheckpointError::Fatal(format!("local store: {e:#}")))?;
             }
         }
@@ -416,10 +428,14 @@ impl Pipeline {
         let shared = self.shared.clone();
         let mut shards = shared.shards.lock().unwrap();
         for (p, shard) in shards.iter_mut() {
-            let mut leads = LeadTable::tracked();
+            let (mut leads, mut erasures) = (LeadTable::tracked(), Erasures::default());
             let fatal = |e: anyhow::Error| CheckpointError::Fatal(format!("rewind: {e:#}"));
-            shard.store.load(&rules, &mut leads).map_err(fatal)?;
+            shard
+                .store
+                .load(&rules, &mut leads, &mut erasures)
+                .map_err(fatal)?;
             shard.leads = leads;
+            shard.erasures = erasures;
             shard.evicted.clear();
             let stored = shard.store.offsets().map_err(fatal)?;
             self.positions.drop_partition(*p);

@@ -1,4 +1,5 @@
-//! HTTP endpoints (SPEC §7): `/metrics`, `/healthz`, `/readyz`, `/v1/leads/{lead_id}`.
+//! HTTP endpoints (SPEC §7): `/metrics`, `/healthz`, `/readyz`, `GET /v1/leads/{lead_id}`, and
+//! `DELETE /v1/leads/{lead_id}` (erasure, behind the bearer `admin_token`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,6 +26,18 @@ pub struct AppState {
     pub shared: Arc<Shared>,
     /// Prometheus renderer.
     pub prometheus: PrometheusHandle,
+    /// Publishes `forget` commands; `None` when no `admin_token` is set.
+    pub eraser: Option<Arc<Eraser>>,
+}
+
+/// What `DELETE /v1/leads/{id}` needs.
+pub struct Eraser {
+    /// Producer of control messages.
+    pub producer: rdkafka::producer::FutureProducer,
+    /// Input topic the command goes to.
+    pub topic: String,
+    /// The bearer token.
+    pub token: String,
 }
 
 /// The router.
@@ -33,7 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/leads/{lead_id}", get(lead))
+        .route("/v1/leads/{lead_id}", get(lead).delete(forget))
         .with_state(state)
 }
 
@@ -133,4 +146,58 @@ async fn lead(State(s): State<AppState>, Path(lead_id): Path<String>) -> Respons
             Json(view).into_response()
         }
     }
+}
+
+/// Erasure: checks the bearer token, publishes a `forget` command keyed by the lead and
+/// answers 202 once the broker has it; the owning instance erases when it consumes it.
+async fn forget(
+    State(s): State<AppState>,
+    Path(lead_id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(eraser) = s.eraser.as_ref() else {
+        return (
+            StatusCode::FORBIDDEN,
+            "erasure over HTTP is off: set admin_token (LEADSCORE_ADMIN_TOKEN)\n",
+        )
+            .into_response();
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(given.as_bytes(), eraser.token.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required\n",
+        )
+            .into_response();
+    }
+    if lead_id.is_empty() || lead_id.chars().count() > 256 {
+        return (
+            StatusCode::BAD_REQUEST,
+            "lead id must be 1–256 characters\n",
+        )
+            .into_response();
+    }
+    match crate::kafka::send_forget(&eraser.producer, &eraser.topic, &lead_id).await {
+        Ok((partition, offset)) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "lead_id": lead_id,
+                "status": "accepted",
+                "topic": eraser.topic,
+                "partition": partition,
+                "offset": offset,
+            })),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response(),
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

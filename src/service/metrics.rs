@@ -98,6 +98,10 @@ pub struct BatchCounts {
     pub duplicate: u64,
     /// sales_ready emitted.
     pub sales_ready: u64,
+    /// `forget` commands applied.
+    pub erasures: u64,
+    /// Events refused because their lead was erased.
+    pub erased: u64,
 }
 
 impl BatchCounts {
@@ -119,6 +123,12 @@ impl BatchCounts {
         if self.sales_ready > 0 {
             counter!("leadscore_sales_ready_total")
                 .increment(std::mem::take(&mut self.sales_ready));
+        }
+        if self.erasures > 0 {
+            counter!("leadscore_erasures_total").increment(std::mem::take(&mut self.erasures));
+        }
+        if self.erased > 0 {
+            counter!("leadscore_erased_events_total").increment(std::mem::take(&mut self.erased));
         }
     }
 }

@@ -99,10 +99,19 @@ pub fn run(cfg: Config) -> Result<()> {
                 "cannot listen on {addr} (http_addr / LEADSCORE_HTTP_ADDR): is the port in use?"
             )
         })?;
-    info!(%addr, "HTTP listening: /metrics /healthz /readyz /v1/leads/{{id}}");
+    info!(%addr, "HTTP listening: /metrics /healthz /readyz /v1/leads/{{id}} (GET; DELETE with admin_token)");
+    let eraser = match &cfg.admin_token {
+        Some(token) => Some(Arc::new(http::Eraser {
+            producer: crate::kafka::command_producer(&cfg.brokers, &cfg.kafka)?,
+            topic: cfg.input_topics[0].clone(),
+            token: token.clone(),
+        })),
+        None => None,
+    };
     let app = http::router(http::AppState {
         shared: shared.clone(),
         prometheus,
+        eraser,
     });
     runtime.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

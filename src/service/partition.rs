@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::erasure::Erasures;
 use crate::leads::LeadTable;
 use crate::service::store::{Offsets, PartitionStore};
 
@@ -94,19 +95,22 @@ pub struct Shard {
     pub leads: LeadTable,
     /// The partition's local store.
     pub store: PartitionStore,
-    /// Leads evicted since the last checkpoint (tombstones to write).
+    /// Leads evicted or erased since the last checkpoint (tombstones to write).
     pub evicted: Vec<Box<str>>,
+    /// Leads erased (`forget`), by hash.
+    pub erasures: Erasures,
     /// When retention last swept this partition.
     pub last_sweep: Instant,
 }
 
 impl Shard {
-    /// A shard with restored leads.
-    pub fn new(leads: LeadTable, store: PartitionStore) -> Self {
+    /// A shard with restored leads and erasures.
+    pub fn new(leads: LeadTable, erasures: Erasures, store: PartitionStore) -> Self {
         Shard {
             leads,
             store,
             evicted: Vec::new(),
+            erasures,
             last_sweep: Instant::now(),
         }
     }

@@ -20,14 +20,16 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, Guarantee};
 use crate::engine::{Engine, Outcome};
+use crate::event::{Event, InvalidEvent};
 use crate::leads::LeadTable;
 use crate::service::assignment::Restoring;
 use crate::service::checkpoint::Reached;
 use crate::service::group::{classify_consumer_error, ConsumerErrorClass, GroupContext};
 use crate::service::metrics::{self as m, BatchCounts};
+use crate::service::partition::Shard;
 use crate::service::partition::{is_new, Positions};
 use crate::service::producer::{self, make_producer, OutputProducer};
-use crate::service::screen::screen;
+use crate::service::screen::{screen, Input};
 use crate::service::shared::Shared;
 use crate::service::upkeep::{reload_rules, sweep, Retention};
 use crate::service::{changelog, topics};
@@ -105,7 +107,7 @@ impl Pipeline {
             if !is_new(self.positions.next.get(&(t, p)).copied(), msg.offset()) {
                 continue;
             }
-            self.score(&engine, &mut shard.leads, t, msg);
+            self.score(&engine, shard, t, msg);
             self.positions.next.insert((t, p), msg.offset() + 1);
             if let Some(ts) = msg.timestamp().to_millis() {
                 self.latencies.push(ts as f64);
@@ -117,50 +119,62 @@ impl Pipeline {
         self.publish_batch_metrics(started, batch.len(), leads, parts);
     }
 
-    /// Decodes and applies one message, emitting its output.
-    fn score(
-        &mut self,
-        engine: &Engine,
-        leads: &mut LeadTable,
-        t: usize,
-        msg: &BorrowedMessage<'_>,
-    ) {
+    /// Screens and applies one message: an event is scored (its `sales_ready` emitted), a
+    /// `forget` command erases its lead, an invalid message goes to the dead letters.
+    fn score(&mut self, engine: &Engine, shard: &mut Shard, t: usize, msg: &BorrowedMessage<'_>) {
         match screen(&self.cfg, msg) {
-            Err(e) => {
-                *self.counts.invalid.entry(e.code()).or_default() += 1;
-                // The reason quotes input (lead ids are personal data): it goes to the dead
-                // letter's `leadscore.error` header, the log gets its code.
-                warn!(
+            Err(e) => self.dead_letter(msg, &e),
+            Ok(Input::Forget { lead_id, at }) => {
+                shard.erasures.forget(&mut shard.leads, lead_id, at);
+                // The tombstone deletes the lead from the changelog and the store.
+                shard.evicted.push(lead_id.into());
+                self.counts.erasures += 1;
+                info!(
                     source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
-                    reason = e.code(),
-                    "invalid event to dead letters"
+                    "forget command: a lead's state erased"
                 );
-                producer::send_dead_letter(
+            }
+            Ok(Input::Event(ev)) if shard.erasures.blocks(&ev.lead_id, ev.ts) => {
+                self.counts.erased += 1;
+            }
+            Ok(Input::Event(ev)) => self.apply_event(engine, &mut shard.leads, t, &ev),
+        }
+    }
+
+    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, e: &InvalidEvent) {
+        *self.counts.invalid.entry(e.code()).or_default() += 1;
+        // The reason quotes input (lead ids are personal data): it goes to the dead letter's
+        // `leadscore.error` header, the log gets its code.
+        warn!(
+            source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
+            reason = e.code(),
+            "invalid event to dead letters"
+        );
+        producer::send_dead_letter(
+            &self.producer,
+            &self.cfg.dlq_topic,
+            msg,
+            &e.to_string(),
+            self.cfg.limits.max_message_bytes,
+        );
+    }
+
+    fn apply_event(&mut self, engine: &Engine, leads: &mut LeadTable, t: usize, ev: &Event<'_>) {
+        *self.counts.events.entry((t, ev.kind)).or_default() += 1;
+        match engine.apply_to(leads, ev) {
+            Outcome::Scored(Some(sr)) => {
+                self.counts.sales_ready += 1;
+                producer::send_sales_ready(
                     &self.producer,
-                    &self.cfg.dlq_topic,
-                    msg,
-                    &e.to_string(),
-                    self.cfg.limits.max_message_bytes,
+                    &self.cfg.output_topic,
+                    self.cfg.output_format,
+                    &sr,
+                    &mut self.out_buf,
                 );
             }
-            Ok(ev) => {
-                *self.counts.events.entry((t, ev.kind)).or_default() += 1;
-                match engine.apply_to(leads, &ev) {
-                    Outcome::Scored(Some(sr)) => {
-                        self.counts.sales_ready += 1;
-                        producer::send_sales_ready(
-                            &self.producer,
-                            &self.cfg.output_topic,
-                            self.cfg.output_format,
-                            &sr,
-                            &mut self.out_buf,
-                        );
-                    }
-                    Outcome::Scored(None) => {}
-                    Outcome::Bot => self.counts.bot += 1,
-                    Outcome::Duplicate => self.counts.duplicate += 1,
-                }
-            }
+            Outcome::Scored(None) => {}
+            Outcome::Bot => self.counts.bot += 1,
+            Outcome::Duplicate => self.counts.duplicate += 1,
         }
     }
 

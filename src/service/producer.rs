@@ -252,7 +252,7 @@ pub fn send_changelog(
     producer: &OutputProducer,
     topic: &str,
     partition: i32,
-    lead: &str,
+    key: &[u8],
     state: Option<&[u8]>,
     offsets: &str,
 ) {
@@ -261,7 +261,7 @@ pub fn send_changelog(
         value: Some(offsets),
     });
     let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
-        .key(lead.as_bytes())
+        .key(key)
         .partition(partition)
         .headers(headers);
     if let Some(bytes) = state {

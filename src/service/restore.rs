@@ -23,9 +23,10 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::erasure::Erasures;
 use crate::kafka::client_config;
 use crate::leads::LeadTable;
-use crate::service::screen::screen;
+use crate::service::screen::{screen, Input};
 
 /// How often restores log their progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
@@ -145,15 +146,16 @@ impl<'a> Progress<'a> {
 }
 
 /// Re-applies `topic`/`partition` messages `[0, until)` for each `(topic, until)`, without
-/// outputs.
+/// outputs; `forget` commands erase as they did the first time.
 pub fn rebuild_from_input(
     cfg: &Config,
     engine: &Engine,
     partition: i32,
     until: &[(String, i64)],
     cancel: &AtomicBool,
-) -> Result<LeadTable> {
+) -> Result<(LeadTable, Erasures)> {
     let mut leads = LeadTable::tracked();
+    let mut erasures = Erasures::default();
     let started = Instant::now();
     let mut applied = 0;
     for (topic, until) in until {
@@ -164,10 +166,14 @@ pub fn rebuild_from_input(
             Offset::Beginning,
             Some(*until),
             cancel,
-            |m| {
-                if let Ok(ev) = screen(cfg, m) {
+            |m| match screen(cfg, m) {
+                Ok(Input::Event(ev)) if !erasures.blocks(&ev.lead_id, ev.ts) => {
                     engine.apply_to(&mut leads, &ev);
                 }
+                Ok(Input::Forget { lead_id, at }) => {
+                    erasures.forget(&mut leads, lead_id, at);
+                }
+                _ => {}
             },
         )?;
     }
@@ -179,5 +185,5 @@ pub fn rebuild_from_input(
         "partition state rebuilt from input in {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    Ok(leads)
+    Ok((leads, erasures))
 }

@@ -1,16 +1,32 @@
 //! The checks an input message passes before it is scored (SPEC §2 "Limits"): size and
 //! header count, decoding and validation, and the event time against the message's own
-//! timestamp. The pipeline and a rebuild from input share them, so both score the same events.
+//! timestamp; and what it holds, an event or a `forget` command (SPEC §7). The pipeline and a
+//! rebuild from input share them, so both see the same inputs.
 
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::config::Config;
+use crate::erasure::{COMMAND_HEADER, FORGET};
 use crate::event::{check_envelope, check_time, decode, Event, InvalidEvent};
 use crate::kafka::raw_headers;
 use crate::time::{now_micros, Micros};
 
-/// The event in a message, or why it goes to the dead-letter topic.
-pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Event<'m>, InvalidEvent> {
+/// What an input message holds.
+#[derive(Debug)]
+pub enum Input<'m> {
+    /// An event to score.
+    Event(Event<'m>),
+    /// Forget the lead named by the message key, as of the message's time.
+    Forget {
+        /// The lead.
+        lead_id: &'m str,
+        /// The time of the request.
+        at: Micros,
+    },
+}
+
+/// The event or command in a message, or why it goes to the dead-letter topic.
+pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Input<'m>, InvalidEvent> {
     let payload = msg.payload().unwrap_or_default();
     let headers = raw_headers(msg);
     check_envelope(
@@ -21,6 +37,9 @@ pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Event<'m
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)),
         &cfg.limits,
     )?;
+    if let Some((_, value)) = headers.iter().find(|(k, _)| k == COMMAND_HEADER.as_bytes()) {
+        return command(msg, value.as_deref().unwrap_or_default());
+    }
     let ev = decode(payload, msg.key(), cfg.input_format, &cfg.limits)?;
     check_time(
         ev.ts,
@@ -28,7 +47,34 @@ pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Event<'m
         cfg.max_clock_skew.as_micros() as Micros,
         cfg.max_event_age.map(|a| a.as_micros() as Micros),
     )?;
-    Ok(ev)
+    Ok(Input::Event(ev))
+}
+
+/// A control message: `forget`, keyed by the lead id.
+fn command<'m>(msg: &'m BorrowedMessage<'_>, name: &[u8]) -> Result<Input<'m>, InvalidEvent> {
+    if name != FORGET.as_bytes() {
+        return Err(InvalidEvent::BadValue {
+            field: COMMAND_HEADER,
+            problem: format!(
+                "must be `{FORGET}`, got `{}`",
+                String::from_utf8_lossy(&name[..name.len().min(64)])
+            ),
+        });
+    }
+    let lead_id =
+        std::str::from_utf8(msg.key().unwrap_or_default()).map_err(|_| InvalidEvent::KeyNotUtf8)?;
+    if lead_id.is_empty() || lead_id.chars().count() > 256 {
+        return Err(InvalidEvent::Length {
+            field: "key (the lead id of a forget command)",
+            min: 1,
+            max: 256,
+            got: lead_id.chars().count(),
+        });
+    }
+    Ok(Input::Forget {
+        lead_id,
+        at: reference_time(msg),
+    })
 }
 
 /// The wall clock an event time is judged by: the message's Kafka timestamp, which the

@@ -8,13 +8,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use crate::erasure::{Erasures, LeadHash};
 use crate::leads::LeadTable;
 use crate::rules::Rules;
 use crate::state::LeadState;
+use crate::time::Micros;
 
 const LEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("leads");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const OFFSETS_KEY: &str = "input_offsets";
+/// Erasures: lead hash → time up to which its events are refused.
+const ERASED: TableDefinition<&[u8], i64> = TableDefinition::new("erased");
 
 /// Input topic → next offset to process.
 pub type Offsets = BTreeMap<String, i64>;
@@ -84,6 +88,7 @@ impl PartitionStore {
         let tx = self.db.begin_write()?;
         tx.open_table(LEADS)?;
         tx.open_table(META)?;
+        tx.open_table(ERASED)?;
         tx.commit()?;
         Ok(())
     }
@@ -115,9 +120,22 @@ impl PartitionStore {
         Ok(self.len()? == 0)
     }
 
-    /// Loads every stored lead into `into`.
-    pub fn load(&self, rules: &Rules, into: &mut LeadTable) -> Result<u64> {
+    /// Loads every stored lead into `into` and every erasure into `erasures`.
+    pub fn load(
+        &self,
+        rules: &Rules,
+        into: &mut LeadTable,
+        erasures: &mut Erasures,
+    ) -> Result<u64> {
         let tx = self.db.begin_read()?;
+        for entry in tx.open_table(ERASED)?.iter()? {
+            let (k, v) = entry?;
+            let h: LeadHash = k
+                .value()
+                .try_into()
+                .with_context(|| format!("erasure record in {}", self.path.display()))?;
+            erasures.restore(h, Some(v.value()));
+        }
         let leads = tx.open_table(LEADS)?;
         let mut n = 0;
         for entry in leads.iter()? {
@@ -130,12 +148,13 @@ impl PartitionStore {
         Ok(n)
     }
 
-    /// Writes changed leads (already encoded), removes evicted ones and records the offsets,
-    /// atomically.
+    /// Writes changed leads (already encoded), removes evicted ones, records erasures and the
+    /// offsets, atomically.
     pub fn write(
         &self,
         changed: &[(Box<str>, Vec<u8>)],
         removed: &[Box<str>],
+        erased: &[(LeadHash, Option<Micros>)],
         offsets: &Offsets,
     ) -> Result<u64> {
         let tx = self.db.begin_write()?;
@@ -149,6 +168,13 @@ impl PartitionStore {
             for id in removed {
                 leads.remove(&**id)?;
             }
+            let mut table = tx.open_table(ERASED)?;
+            for (h, at) in erased {
+                match at {
+                    Some(at) => table.insert(h.as_slice(), *at)?,
+                    None => table.remove(h.as_slice())?,
+                };
+            }
             let mut meta = tx.open_table(META)?;
             meta.insert(OFFSETS_KEY, serde_json::to_vec(offsets)?.as_slice())?;
         }
@@ -158,10 +184,21 @@ impl PartitionStore {
     }
 
     /// Replaces the whole content (after a restore from the changelog or the input).
-    pub fn replace_all(&self, rules: &Rules, leads: &LeadTable, offsets: &Offsets) -> Result<()> {
+    pub fn replace_all(
+        &self,
+        rules: &Rules,
+        leads: &LeadTable,
+        erasures: &Erasures,
+        offsets: &Offsets,
+    ) -> Result<()> {
         let tx = self.db.begin_write()?;
         tx.delete_table(LEADS)?;
+        tx.delete_table(ERASED)?;
         {
+            let mut table = tx.open_table(ERASED)?;
+            for (h, at) in erasures.iter() {
+                table.insert(h.as_slice(), *at)?;
+            }
             let mut t = tx.open_table(LEADS)?;
             let mut buf = Vec::with_capacity(256);
             for l in leads.iter() {

@@ -24,6 +24,8 @@ pub struct Retention {
     pub every: Duration,
     /// The partition clock never counts as further ahead of the wall clock than this (µs).
     pub max_skew: i64,
+    /// Erasures older than this (µs, wall clock) are forgotten.
+    pub erasure: i64,
 }
 
 impl Retention {
@@ -34,6 +36,7 @@ impl Retention {
             ttl: cfg.retention_ttl.as_micros() as i64,
             every: cfg.retention_sweep,
             max_skew: cfg.max_clock_skew.as_micros() as i64,
+            erasure: cfg.erasure_retention.as_micros() as i64,
         })
     }
 }
@@ -51,13 +54,14 @@ pub fn sweep(shared: &Shared, retention: &Retention) {
             continue;
         }
         shard.last_sweep = Instant::now();
+        let now = crate::time::now_micros();
         let newest = shard
             .leads
             .iter()
             .filter_map(|l| l.state.clock())
             .max()
             .unwrap_or(i64::MIN)
-            .min(crate::time::now_micros().saturating_add(retention.max_skew));
+            .min(now.saturating_add(retention.max_skew));
         let gone = shard.leads.evict(|l| {
             let st = &l.state;
             st.fit() == 0.0
@@ -65,6 +69,10 @@ pub fn sweep(shared: &Shared, retention: &Retention) {
                 && engine.engagement_at(st, newest).abs() < retention.floor
                 && st.clock().is_some_and(|c| newest - c > retention.ttl)
         });
+        let expired = shard.erasures.expire(now.saturating_sub(retention.erasure));
+        if expired > 0 {
+            counter!("leadscore_erasures_expired_total").increment(expired as u64);
+        }
         if !gone.is_empty() {
             counter!("leadscore_evicted_total").increment(gone.len() as u64);
             info!(
