@@ -15,7 +15,7 @@ use leadscore::gen::{generate, GenConfig, GenRecord};
 use leadscore::leads::LeadTable;
 use leadscore::replay::replay;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -291,7 +291,7 @@ pub fn assert_scores_match(services: &[&Service], leads: &LeadTable, engine: &En
     let mut checked = 0;
     for lead in leads.sorted() {
         let want = engine.lead_score(&lead.id, &lead.state);
-        let path = format!("/v1/leads/{}", lead.id);
+        let path = format!("/v1/leads/{}", percent_encode(&lead.id));
         let found = services.iter().find_map(|s| match s.get(&path) {
             Some((200, body)) => Some(serde_json::from_str::<Value>(&body).unwrap()),
             _ => None,
@@ -333,9 +333,30 @@ pub fn unique_outputs(topic: &str) -> Vec<Value> {
 }
 
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_request(addr, "GET", path, "")
+}
+
+/// A path segment percent-encoded (everything but unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An HTTP/1.0 request with extra header lines (each ending in \r\n): (status, body).
+pub fn http_request(addr: &str, method: &str, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
@@ -431,6 +452,8 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: HashMap<String, String>,
+    /// Every header, byte for byte, in order.
+    pub raw_headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub partition: i32,
     pub offset: i64,
 }
@@ -469,24 +492,22 @@ fn read_all_as(topic: &str, isolation: &str) -> Vec<Record> {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| {
-                                (
-                                    x.key.to_string(),
-                                    String::from_utf8_lossy(x.value.unwrap_or_default())
-                                        .to_string(),
-                                )
-                            })
-                            .collect()
+                // Natively: rust-rdkafka's header getter panics on a non-UTF-8 key.
+                let raw_headers = leadscore::kafka::raw_headers(&m);
+                let headers = raw_headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(k).to_string(),
+                            String::from_utf8_lossy(v.as_deref().unwrap_or_default()).to_string(),
+                        )
                     })
-                    .unwrap_or_default();
+                    .collect();
                 out.push(Record {
                     key: m.key().map(|k| k.to_vec()),
                     payload: m.payload().map(|p| p.to_vec()),
                     headers,
+                    raw_headers,
                     partition: m.partition(),
                     offset: m.offset(),
                 });
