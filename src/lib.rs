@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod erasure;
 pub mod event;
+pub mod fuzz_checks;
 pub mod gen;
 pub mod kafka;
 pub mod leads;

@@ -1,11 +1,3 @@
-//! The configuration loader: any TOML text gives a configuration or an error naming the
-//! field, never a panic.
+//! Fuzz target `config`: the property is leadscore::fuzz_checks::config.
 #![no_main]
-use leadscore::config::Config;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|text: &str| {
-    if let Err(e) = Config::from_toml("fuzz.toml", text) {
-        assert!(!e.field.is_empty());
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| leadscore::fuzz_checks::config(data));

@@ -1,8 +1,3 @@
-//! The rules loader: any bytes give rules or an error, never a panic.
+//! Fuzz target `rules`: the property is leadscore::fuzz_checks::rules.
 #![no_main]
-use leadscore::rules::Rules;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = Rules::parse(std::path::Path::new("fuzz.toml"), data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| leadscore::fuzz_checks::rules(data));
