@@ -14,8 +14,11 @@ use crate::event::{decode, decode_json, decode_protobuf, Limits, PayloadFormat};
 use crate::rules::Rules;
 use crate::state::LeadState;
 
+/// A property over arbitrary bytes; panics when it fails.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for the regression test.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("event_json", event_json),
     ("event_protobuf", event_protobuf),
     ("rules", rules),
@@ -64,7 +67,8 @@ fn example_rules() -> &'static Rules {
 pub fn state(data: &[u8]) {
     let rules = example_rules();
     if let Ok(st) = LeadState::decode(rules, data) {
-        let back = LeadState::decode(rules, &st.to_bytes(rules)).expect("a re-encoded state decodes");
+        let back =
+            LeadState::decode(rules, &st.to_bytes(rules)).expect("a re-encoded state decodes");
         assert_eq!(back, st);
     }
 }
@@ -187,8 +191,11 @@ pub fn engine_order(data: &[u8]) {
     let rules = engine().rules();
     assert_eq!(LeadState::decode(rules, &st.to_bytes(rules)).unwrap(), st);
     // Page views: the direct formula, in both orders.
-    let views: Vec<(String, i64, usize)> =
-        chunks.iter().enumerate().map(|(i, b)| event(i, b, "page_view")).collect();
+    let views: Vec<(String, i64, usize)> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| event(i, b, "page_view"))
+        .collect();
     let lines: Vec<String> = views.iter().map(|v| v.0.clone()).collect();
     let t_max = views.iter().map(|v| v.1).max().unwrap();
     let (mut expected, mut magnitude) = (0.0, 0.0);
@@ -199,9 +206,15 @@ pub fn engine_order(data: &[u8]) {
             magnitude += c.abs();
         }
     }
-    for st in [apply_all(&lines, 0..lines.len()), apply_all(&lines, (0..lines.len()).rev())] {
+    for st in [
+        apply_all(&lines, 0..lines.len()),
+        apply_all(&lines, (0..lines.len()).rev()),
+    ] {
         let got = st.score();
-        assert!((got - expected).abs() <= 1e-9 * f64::max(magnitude, 1e-300), "{got} vs {expected}");
+        assert!(
+            (got - expected).abs() <= 1e-9 * f64::max(magnitude, 1e-300),
+            "{got} vs {expected}"
+        );
         assert_eq!(st.clock(), Some((T0 + t_max) * 1_000_000));
     }
 }

@@ -263,6 +263,10 @@ const PANIC_EXIT: i32 = 101;
 fn main() -> ExitCode {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if leadscore::service::store::opening_untrusted_file() {
+            // redb asserts on some corrupt files; the store turns that panic into an error.
+            return;
+        }
         default_hook(info);
         eprintln!("leadscore: a thread panicked; exiting with code {PANIC_EXIT}");
         std::process::exit(PANIC_EXIT);

@@ -163,3 +163,65 @@ fn retention_evicts_idle_negligible_leads_with_a_changelog_tombstone() {
         || "no tombstone for the evicted lead".into(),
     );
 }
+
+#[test]
+fn corrupt_store_files_are_quarantined_and_restored_from_the_changelog() {
+    let n = Names::new("corrupt");
+    create_topics(&n, 4);
+    let records = stream(3000, 27);
+    let half = records.len() / 2;
+    let dir_s = state_dir("corrupt-state");
+    let env = env_with(&dir_s, &[]);
+    let mut svc = Service::start(&n, &env);
+    svc.wait_ready(READY);
+    let first = produce_records(&n.input, &records[..half]);
+    wait_all_committed(&n.group, &n.input, &first, DONE, &[&svc]);
+    svc.kill9();
+    let file = |p: i32| {
+        std::path::Path::new(&dir_s)
+            .join(&n.group)
+            .join(format!("partition-{p}.redb"))
+    };
+    // Truncated to half, bytes flipped across the file, overwritten with noise, emptied.
+    let bytes = std::fs::read(file(0)).unwrap();
+    std::fs::write(file(0), &bytes[..bytes.len() / 2]).unwrap();
+    let mut flipped = std::fs::read(file(1)).unwrap();
+    for i in (0..flipped.len()).step_by(97) {
+        flipped[i] ^= 0x5a;
+    }
+    std::fs::write(file(1), &flipped).unwrap();
+    let noise: Vec<u8> = (0..bytes.len() as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(file(2), noise).unwrap();
+    std::fs::write(file(3), b"").unwrap();
+    let mut svc = Service::start(&n, &env);
+    svc.wait_ready(READY);
+    let log = svc.log_text();
+    assert!(log.contains("state store unreadable"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let ends = merge(first, produce_records(&n.input, &records[half..]));
+    wait_all_committed(&n.group, &n.input, &ends, DONE, &[&svc]);
+    assert!(
+        svc.child.try_wait().unwrap().is_none(),
+        "{}",
+        svc.log_text()
+    );
+    assert!(
+        svc.metric("leadscore_store_corrupt_total") >= 3.0,
+        "{}",
+        svc.log_text()
+    );
+    let aside = std::fs::read_dir(std::path::Path::new(&dir_s).join(&n.group))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".corrupt-")
+        })
+        .count();
+    assert!(aside >= 3, "corrupt files kept aside for a post-mortem");
+    assert_replay_at_least_once(&n, &records, &[&svc]);
+}

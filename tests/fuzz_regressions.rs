@@ -37,7 +37,8 @@ fn the_properties_hold_on_generated_inputs() {
         ..GenConfig::default()
     })
     .records;
-    let text = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules.toml")).unwrap();
+    let text =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules.toml")).unwrap();
     let rules = leadscore::rules::Rules::parse(Path::new("examples/rules.toml"), &text).unwrap();
     let engine = Engine::new(Arc::new(rules));
     let mut leads = LeadTable::default();
@@ -47,7 +48,12 @@ fn the_properties_hold_on_generated_inputs() {
         if let Some(ev) = &r.event {
             fuzz_checks::event_protobuf(&ev.to_proto().encode_to_vec());
             engine.apply_to(&mut leads, ev);
-            order.extend([ev.kind.index() as u8, (ev.ts % 7) as u8, (ev.ts >> 20) as u8, 3]);
+            order.extend([
+                ev.kind.index() as u8,
+                (ev.ts % 7) as u8,
+                (ev.ts >> 20) as u8,
+                3,
+            ]);
         }
     }
     for lead in leads.iter() {

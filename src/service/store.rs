@@ -23,6 +23,34 @@ const ERASED: TableDefinition<&[u8], i64> = TableDefinition::new("erased");
 /// Input topic → next offset to process.
 pub type Offsets = BTreeMap<String, i64>;
 
+thread_local! {
+    static UNTRUSTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is this thread reading a store file that may be corrupt? The process's panic hook lets
+/// such a panic unwind (redb 2.6 asserts on some truncated files instead of returning an
+/// error), and [`untrusted`] turns it into an error; every other panic exits at once.
+pub fn opening_untrusted_file() -> bool {
+    UNTRUSTED.with(|u| u.get())
+}
+
+/// Runs `f` on a store file that may be corrupt, a panic inside it becoming an error.
+fn untrusted<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    UNTRUSTED.with(|u| u.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    UNTRUSTED.with(|u| u.set(false));
+    r.unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(anyhow::anyhow!(
+            "the store library failed on the file: {why}"
+        ))
+    })
+}
+
 /// One partition's store.
 pub struct PartitionStore {
     db: Database,
@@ -41,8 +69,11 @@ impl PartitionStore {
     /// (truncated, overwritten, not a store) is quarantined ([`PartitionStore::quarantine`])
     /// and an empty one takes its place, so the partition restores from the changelog.
     pub fn open_or_quarantine(state_dir: &Path, group: &str, partition: i32) -> Result<Self> {
-        let checked = Self::open(state_dir, group, partition)
-            .and_then(|store| store.offsets().map(|_| store));
+        let checked = untrusted(|| {
+            let store = Self::open(state_dir, group, partition)?;
+            store.offsets()?;
+            Ok(store)
+        });
         match checked {
             Ok(store) => Ok(store),
             Err(e) => {
