@@ -30,7 +30,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2
 fi
 echo "fuzz: seeding $CORPUS from gen"
-cargo run --quiet --release --example fuzz_seeds -- "$CORPUS"
+cargo run --quiet --example fuzz_seeds -- "$CORPUS"
 # Release with debug assertions and overflow checks; no sanitizer: the checked code is safe
 # Rust, and a panic or failed assertion is what a finding is.
 FLAGS=(-O -a -s none --target-dir "$CARGO_TARGET_DIR/fuzz")
