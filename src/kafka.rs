@@ -299,3 +299,33 @@ pub fn command_producer(
         .create()
         .context("cannot create a Kafka producer")
 }
+
+/// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it), read
+/// with DescribeConfigs; topics the broker does not describe are left out.
+pub async fn max_message_bytes(
+    brokers: &str,
+    passthrough: &BTreeMap<String, String>,
+    topics: &[&str],
+) -> Result<BTreeMap<String, usize>> {
+    use rdkafka::admin::{ConfigResourceResult, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, passthrough)
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let specs: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(15)));
+    let results: Vec<ConfigResourceResult> = admin
+        .describe_configs(&specs, &opts)
+        .await
+        .context("cannot describe the topics' configuration")?;
+    let mut out = BTreeMap::new();
+    for (topic, r) in topics.iter().zip(results) {
+        let value = r
+            .ok()
+            .and_then(|c| c.get("max.message.bytes").and_then(|e| e.value.clone()));
+        if let Some(n) = value.and_then(|v| v.parse().ok()) {
+            out.insert(topic.to_string(), n);
+        }
+    }
+    Ok(out)
+}

@@ -339,3 +339,28 @@ fn a_hostile_stream_leaves_the_service_up_every_invalid_message_dead_lettered_an
         assert_eq!(v["lead_id"], lead);
     }
 }
+
+#[test]
+fn a_dead_letter_topic_too_small_for_max_message_bytes_is_refused_at_start() {
+    let mut n = Names::new("smalldlq");
+    create_topics(&n, 1);
+    n.dlq = format!("{}-small", n.dlq);
+    rt().block_on(leadscore::kafka::ensure_topics(
+        &brokers(),
+        &BTreeMap::new(),
+        &[(n.dlq.clone(), 1)],
+        &[("max.message.bytes", "100000")],
+    ))
+    .unwrap();
+    let mut svc = Service::start(&n, &[]);
+    let status = svc.child.wait().unwrap();
+    assert!(!status.success());
+    let log = svc.log_text();
+    assert!(
+        log.contains(&format!(
+            "topic {} accepts records up to 100000 bytes",
+            n.dlq
+        )) && log.contains("fix: lower max_message_bytes to 99488"),
+        "{log}"
+    );
+}

@@ -47,9 +47,15 @@ pub fn check_topics<C: ConsumerContext>(cfg: &Config, consumer: &BaseConsumer<C>
             );
         }
     }
-    // A changelog partitioned otherwise would put leads in the wrong partitions.
     let log = changelog::topic(&cfg.group_id);
-    match partitions(&log) {
+    ensure_changelog(cfg, &log, partitions(&log), input_parts)?;
+    check_record_sizes(cfg, &log)
+}
+
+/// The changelog exists with the input's partition count (created when missing): partitioned
+/// otherwise it would put leads in the wrong partitions.
+fn ensure_changelog(cfg: &Config, log: &str, has: Option<i32>, input_parts: i32) -> Result<()> {
+    match has {
         Some(n) if n == input_parts => {}
         Some(n) => bail!(
             "changelog topic {log} has {n} partitions but the input has {input_parts}\n  fix: delete {log} (state is then rebuilt from the input) or repartition it"
@@ -61,10 +67,37 @@ pub fn check_topics<C: ConsumerContext>(cfg: &Config, consumer: &BaseConsumer<C>
                 .block_on(crate::kafka::ensure_topics(
                     &cfg.brokers,
                     &cfg.kafka,
-                    &[(log.clone(), input_parts)],
+                    &[(log.to_string(), input_parts)],
                     &[("cleanup.policy", "compact")],
                 ))?;
             info!(topic = %log, partitions = input_parts, "created the state changelog topic");
+        }
+    }
+    Ok(())
+}
+
+/// Every topic the service writes records of up to `max_message_bytes` to (dead letters, the
+/// changelog) accepts them: otherwise one large dead letter would be refused at every retry.
+fn check_record_sizes(cfg: &Config, log: &str) -> Result<()> {
+    let max = cfg.limits.max_message_bytes;
+    let topics = [cfg.dlq_topic.as_str(), log];
+    let sizes = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::kafka::max_message_bytes(
+            &cfg.brokers,
+            &cfg.kafka,
+            &topics,
+        ))?;
+    for (topic, accepts) in sizes {
+        // A record batch adds ~100 bytes of framing to one record.
+        if accepts < max + 512 {
+            bail!(
+                "topic {topic} accepts records up to {accepts} bytes (max.message.bytes) but \
+                 max_message_bytes is {max}\n  fix: lower max_message_bytes to {} or raise the \
+                 topic's max.message.bytes",
+                accepts.saturating_sub(512)
+            );
         }
     }
     Ok(())
