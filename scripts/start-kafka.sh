@@ -30,7 +30,9 @@ KDIR="$("$here/install-kafka.sh" | sed -n 's/^kafka: ready at //p')"
 if [ "$NODES" = 1 ]; then RF=1; MINISR=1; HEAP="${KAFKA_HEAP:-768m}"; else RF=3; MINISR=2; HEAP="${KAFKA_HEAP:-384m}"; fi
 CLUSTER="$RUN_DIR/kafka-$PORT"
 mkdir -p "$CLUSTER"
-[ -f "$CLUSTER/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22 >"$CLUSTER/cluster.id"
+# 16 random bytes, base64url; `+/` become letters, so the id never starts with `-` (which
+# kafka-storage's argument parser would take for an option).
+[ -f "$CLUSTER/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' 'Kx' | cut -c1-22 >"$CLUSTER/cluster.id"
 VOTERS=""
 for i in $(seq 1 "$NODES"); do VOTERS="${VOTERS:+$VOTERS,}$i@127.0.0.1:$((PORT + 1000 + i - 1))"; done
 JAVA_ARGS=(-Xms128m -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
