@@ -117,8 +117,8 @@ pub struct Config {
     pub max_event_age: Option<Duration>,
     /// How long an erasure is remembered (wall clock).
     pub erasure_retention: Duration,
-    /// Bearer token for `DELETE /v1/leads/{id}` (`None`: erasure over HTTP is off).
-    pub admin_token: Option<String>,
+    /// Bearer token of `/v1/*` (`None`: lookups open, erasure over HTTP off).
+    pub http_token: Option<String>,
     /// librdkafka properties passed through unchanged (security.protocol, sasl.*, ssl.*, ...).
     pub kafka: BTreeMap<String, String>,
 }
@@ -157,6 +157,18 @@ pub struct Key {
 
 fn text(v: &str) -> Result<String, Invalid> {
     Ok(v.to_string())
+}
+
+/// A bearer token: empty means none; otherwise at least 16 characters.
+fn token(v: &str) -> Result<Option<String>, Invalid> {
+    match v.trim() {
+        "" => Ok(None),
+        t if t.chars().count() < 16 => Err(Invalid::new(
+            "shorter than 16 characters",
+            "use a long random token, e.g. `openssl rand -hex 24`",
+        )),
+        t => Ok(Some(t.to_string())),
+    }
 }
 
 /// A whole number of at least `min`.
@@ -569,25 +581,37 @@ pub const KEYS: &[Key] = &[
         show: |c| show_duration(c.erasure_retention),
     },
     Key {
-        toml: "admin_token",
-        env: "LEADSCORE_ADMIN_TOKEN",
+        toml: "http_token",
+        env: "LEADSCORE_HTTP_TOKEN",
         alias: None,
         default: "",
-        meaning: "bearer token for `DELETE /v1/leads/{id}` (erasure); empty: erasure over HTTP is off. Secret: never shown",
+        meaning: "bearer token required by `/v1/*` (lookups and erasure); empty: lookups open, erasure over HTTP off. Secret: never shown",
         set: |c, v| {
-            c.admin_token = match v.trim() {
-                "" => None,
-                t if t.len() < 16 => {
-                    return Err(Invalid::new(
-                        "shorter than 16 characters",
-                        "use a long random token, e.g. `openssl rand -hex 24`",
-                    ))
-                }
-                t => Some(t.to_string()),
-            };
+            c.http_token = token(v)?;
             Ok(())
         },
-        show: |c| c.admin_token.as_ref().map_or(String::new(), |_| "***".into()),
+        show: |c| c.http_token.as_ref().map_or(String::new(), |_| "***".into()),
+    },
+    Key {
+        toml: "http_token_file",
+        env: "LEADSCORE_HTTP_TOKEN_FILE",
+        alias: None,
+        default: "",
+        meaning: "a file holding `http_token` (a mounted Kubernetes secret); read at start",
+        set: |c, v| {
+            if v.trim().is_empty() {
+                return Ok(());
+            }
+            let text = std::fs::read_to_string(v.trim()).map_err(|e| {
+                Invalid::new(
+                    format!("cannot read {}: {e}", v.trim()),
+                    "mount the secret there, or set http_token instead",
+                )
+            })?;
+            c.http_token = token(&text)?;
+            Ok(())
+        },
+        show: |_| String::new(),
     },
 ];
 
@@ -623,7 +647,7 @@ impl Default for Config {
             max_clock_skew: Duration::ZERO,
             max_event_age: None,
             erasure_retention: Duration::ZERO,
-            admin_token: None,
+            http_token: None,
             kafka: BTreeMap::new(),
         };
         for k in KEYS {

@@ -55,7 +55,7 @@ fn a_forgotten_lead_stays_forgotten_across_replays_of_old_input_and_restores() {
     let records = stream(200, 31);
     let state = state_dir("erase-state");
     let env = [
-        ("LEADSCORE_ADMIN_TOKEN", TOKEN),
+        ("LEADSCORE_HTTP_TOKEN", TOKEN),
         ("LEADSCORE_STATE_DIR", state.as_str()),
     ];
     let mut svc = Service::start(&n, &env);
@@ -80,6 +80,12 @@ fn a_forgotten_lead_stays_forgotten_across_replays_of_old_input_and_restores() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("forget command published"));
     assert_eq!(delete(&svc, &b, "").0, 401);
+    assert_eq!(
+        http_get(&svc.http, &format!("/v1/leads/{}", percent_encode(&b)))
+            .unwrap()
+            .0,
+        401
+    );
     assert_eq!(
         delete(
             &svc,

@@ -1,16 +1,24 @@
-//! HTTP endpoints (SPEC §7): `/metrics`, `/healthz`, `/readyz`, `GET /v1/leads/{lead_id}`, and
-//! `DELETE /v1/leads/{lead_id}` (erasure, behind the bearer `admin_token`).
+//! HTTP endpoints (SPEC §7): `/metrics`, `/healthz`, `/readyz` (always open), and `/v1/*` —
+//! `GET /v1/leads/{lead_id}` and `DELETE /v1/leads/{lead_id}` (erasure) — behind the bearer
+//! `http_token`, with a concurrency limit that sheds load and a request timeout. No handler
+//! waits on the pipeline: the state lock is tried for at most [`LOCK_WAIT`], then 503.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::BoxError;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use tower::ServiceBuilder;
 
 use crate::output::Signal;
 use crate::service::shared::Shared;
@@ -19,6 +27,13 @@ use crate::time::{format_rfc3339, now_micros};
 /// The pipeline loop turns at least every ~100 ms; this long without a turn is unhealthy.
 const STALL_MS: i64 = 60_000;
 
+/// Longest a handler waits for the state lock (the pipeline holds it per poll batch).
+const LOCK_WAIT: Duration = Duration::from_millis(200);
+/// `/v1/*` requests served at once; more are refused with 503 at once.
+const V1_CONCURRENCY: usize = 32;
+/// Longest a `/v1/*` request may take.
+const V1_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the handlers need.
 #[derive(Clone)]
 pub struct AppState {
@@ -26,7 +41,9 @@ pub struct AppState {
     pub shared: Arc<Shared>,
     /// Prometheus renderer.
     pub prometheus: PrometheusHandle,
-    /// Publishes `forget` commands; `None` when no `admin_token` is set.
+    /// The bearer token of `/v1/*` (`None`: lookups open, erasure off).
+    pub token: Option<Arc<str>>,
+    /// Publishes `forget` commands; `None` when no token is set.
     pub eraser: Option<Arc<Eraser>>,
 }
 
@@ -36,18 +53,55 @@ pub struct Eraser {
     pub producer: rdkafka::producer::FutureProducer,
     /// Input topic the command goes to.
     pub topic: String,
-    /// The bearer token.
-    pub token: String,
 }
 
-/// The router.
+/// The router: probes and metrics open; `/v1/*` behind the token, limited and timed out.
 pub fn router(state: AppState) -> Router {
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|e: BoxError| async move {
+            let status = if e.is::<tower::timeout::error::Elapsed>() {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, format!("{e}\n"))
+        }))
+        .load_shed()
+        .concurrency_limit(V1_CONCURRENCY)
+        .timeout(V1_TIMEOUT);
+    let v1 = Router::new()
+        .route("/v1/leads/{lead_id}", get(lead).delete(forget))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(limits);
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/leads/{lead_id}", get(lead).delete(forget))
+        .merge(v1)
         .with_state(state)
+}
+
+/// `/v1/*` with a token configured: `Authorization: Bearer <token>` or 401.
+async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = s.token.as_deref() else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same_secret(given.as_bytes(), token.as_bytes()) {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "a valid bearer token is required (http_token)\n",
+        )
+            .into_response()
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -115,8 +169,29 @@ pub struct LeadView {
 }
 
 async fn lead(State(s): State<AppState>, Path(lead_id): Path<String>) -> Response {
-    // Shards first, then the engine: a reload swaps both under the shards lock.
-    let shards = s.shared.shards.lock().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        // Shards first, then the engine: a reload swaps both under the shards lock.
+        if let Ok(shards) = s.shared.shards.try_lock() {
+            return lead_view(&s, &shards, lead_id);
+        }
+        if started.elapsed() > LOCK_WAIT {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                "busy: the pipeline holds the state (a checkpoint or a restore); retry\n",
+            )
+                .into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn lead_view(
+    s: &AppState,
+    shards: &std::collections::BTreeMap<i32, crate::service::partition::Shard>,
+    lead_id: String,
+) -> Response {
     let engine = s.shared.engine();
     let found = shards.values().find_map(|s| s.leads.get(&lead_id));
     match found.filter(|st| st.clock().is_some()) {
@@ -148,32 +223,17 @@ async fn lead(State(s): State<AppState>, Path(lead_id): Path<String>) -> Respons
     }
 }
 
-/// Erasure: checks the bearer token, publishes a `forget` command keyed by the lead and
-/// answers 202 once the broker has it; the owning instance erases when it consumes it.
-async fn forget(
-    State(s): State<AppState>,
-    Path(lead_id): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+/// Erasure (the token was checked by [`require_token`]): publishes a `forget` command keyed
+/// by the lead and answers 202 once the broker has it; the owning instance erases when it
+/// consumes it.
+async fn forget(State(s): State<AppState>, Path(lead_id): Path<String>) -> Response {
     let Some(eraser) = s.eraser.as_ref() else {
         return (
             StatusCode::FORBIDDEN,
-            "erasure over HTTP is off: set admin_token (LEADSCORE_ADMIN_TOKEN)\n",
+            "erasure over HTTP needs a token: set http_token (LEADSCORE_HTTP_TOKEN)\n",
         )
             .into_response();
     };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !same_secret(given.as_bytes(), eraser.token.as_bytes()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required\n",
-        )
-            .into_response();
-    }
     if lead_id.is_empty() || lead_id.chars().count() > 256 {
         return (
             StatusCode::BAD_REQUEST,

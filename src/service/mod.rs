@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, Guarantee, LogFormat};
 use crate::engine::Engine;
@@ -78,6 +78,28 @@ async fn watchdog(shared: Arc<shared::Shared>) {
     }
 }
 
+/// What the HTTP handlers share: the pipeline state, the metrics, the token, and a producer
+/// for `forget` commands when a token allows erasure.
+fn http_state(
+    cfg: &Config,
+    shared: Arc<shared::Shared>,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<http::AppState> {
+    let eraser = match &cfg.http_token {
+        Some(_) => Some(Arc::new(http::Eraser {
+            producer: crate::kafka::command_producer(&cfg.brokers, &cfg.kafka)?,
+            topic: cfg.input_topics[0].clone(),
+        })),
+        None => None,
+    };
+    Ok(http::AppState {
+        shared,
+        prometheus,
+        token: cfg.http_token.as_deref().map(Arc::from),
+        eraser,
+    })
+}
+
 /// Runs the service until SIGTERM/SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     let rules = check(&cfg)?;
@@ -99,20 +121,15 @@ pub fn run(cfg: Config) -> Result<()> {
                 "cannot listen on {addr} (http_addr / LEADSCORE_HTTP_ADDR): is the port in use?"
             )
         })?;
-    info!(%addr, "HTTP listening: /metrics /healthz /readyz /v1/leads/{{id}} (GET; DELETE with admin_token)");
-    let eraser = match &cfg.admin_token {
-        Some(token) => Some(Arc::new(http::Eraser {
-            producer: crate::kafka::command_producer(&cfg.brokers, &cfg.kafka)?,
-            topic: cfg.input_topics[0].clone(),
-            token: token.clone(),
-        })),
-        None => None,
-    };
-    let app = http::router(http::AppState {
-        shared: shared.clone(),
-        prometheus,
-        eraser,
-    });
+    info!(%addr, "HTTP listening: /metrics /healthz /readyz /v1/leads/{{id}}");
+    if !addr.ip().is_loopback() && cfg.http_token.is_none() {
+        warn!(
+            %addr,
+            "NO TOKEN: /v1/leads serves per-person scores to anyone who can reach this address; \
+             set http_token (LEADSCORE_HTTP_TOKEN or LEADSCORE_HTTP_TOKEN_FILE)"
+        );
+    }
+    let app = http::router(http_state(&cfg, shared.clone(), prometheus)?);
     runtime.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             error!("HTTP server stopped: {e}");

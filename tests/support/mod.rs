@@ -164,6 +164,8 @@ pub struct Service {
     pub child: Child,
     pub http: String,
     pub log: PathBuf,
+    /// The bearer token of `/v1/*`, when the test set one.
+    pub token: Option<String>,
 }
 
 /// A free loopback port.
@@ -204,7 +206,16 @@ impl Service {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn leadscore run");
-        Service { child, http, log }
+        let token = extra_env
+            .iter()
+            .find(|(k, _)| *k == "LEADSCORE_HTTP_TOKEN")
+            .map(|(_, v)| v.to_string());
+        Service {
+            child,
+            http,
+            log,
+            token,
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -213,7 +224,11 @@ impl Service {
 
     /// GET a path: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(&self.http, path)
+        let auth = self
+            .token
+            .as_ref()
+            .map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        http_request(&self.http, "GET", path, &auth)
     }
 
     /// Sum of a metric's samples (all label sets) on /metrics; 0 when absent.
