@@ -106,7 +106,8 @@ impl DeliveryTracker {
     /// Counts a message that could not even be enqueued like a failed delivery.
     pub fn record_refused(&self, topic: &str, e: &KafkaError) {
         self.failures.fetch_add(1, Ordering::AcqRel);
-        counter!("leadscore_produce_errors_total", "topic" => topic.to_string()).increment(1);
+        counter!(crate::service::metrics::PRODUCE_ERRORS_TOTAL.name, "topic" => topic.to_string())
+            .increment(1);
         tracing::error!(topic, "cannot enqueue output: {e}");
     }
 
@@ -121,7 +122,8 @@ impl DeliveryTracker {
 
 impl ClientContext for DeliveryTracker {
     fn error(&self, error: KafkaError, reason: &str) {
-        counter!("leadscore_client_errors_total", "client" => "producer").increment(1);
+        counter!(crate::service::metrics::CLIENT_ERRORS_TOTAL.name, "client" => "producer")
+            .increment(1);
         tracing::error!("producer: {error}: {reason}");
     }
 }
@@ -144,7 +146,7 @@ impl ProducerContext for DeliveryTracker {
                 ) => {}
             Err((e, msg)) => {
                 self.failures.fetch_add(1, Ordering::AcqRel);
-                counter!("leadscore_produce_errors_total", "topic" => msg.topic().to_string())
+                counter!(crate::service::metrics::PRODUCE_ERRORS_TOTAL.name, "topic" => msg.topic().to_string())
                     .increment(1);
                 tracing::error!(topic = msg.topic(), "output could not be delivered: {e}");
             }

@@ -59,7 +59,7 @@ impl Pipeline {
         consumer: &BaseConsumer<GroupContext>,
         tpl: &mut TopicPartitionList,
     ) {
-        counter!("leadscore_rebalances_total", "kind" => "assign").increment(1);
+        counter!(crate::service::metrics::REBALANCES_TOTAL.name, "kind" => "assign").increment(1);
         let parts = partitions_of(tpl);
         info!(?parts, "partitions assigned");
         if let Err(e) = self.plan_restores(consumer, tpl, &parts) {
@@ -196,12 +196,12 @@ impl Pipeline {
         consumer: &BaseConsumer<GroupContext>,
         tpl: &mut TopicPartitionList,
     ) {
-        counter!("leadscore_rebalances_total", "kind" => "revoke").increment(1);
+        counter!(crate::service::metrics::REBALANCES_TOTAL.name, "kind" => "revoke").increment(1);
         let parts = partitions_of(tpl);
         let lost = consumer.assignment_lost();
         info!(?parts, lost, "partitions revoked: releasing their state");
         let failed = if lost {
-            counter!("leadscore_assignment_lost_total").increment(1);
+            counter!(crate::service::metrics::ASSIGNMENT_LOST_TOTAL.name).increment(1);
             warn!("assignment lost: nothing of partitions {parts:?} is written or committed");
             self.discard_open_transaction();
             None
@@ -351,8 +351,9 @@ fn restore_partition(
         store.replace_all(&rules, &leads, &erasures, &resume)?;
     }
     let secs = started.elapsed().as_secs_f64();
-    counter!("leadscore_restore_leads_total", "source" => label).increment(leads.len() as u64);
-    metrics::histogram!("leadscore_restore_seconds").record(secs);
+    counter!(crate::service::metrics::RESTORE_LEADS_TOTAL.name, "source" => label)
+        .increment(leads.len() as u64);
+    metrics::histogram!(crate::service::metrics::RESTORE_SECONDS.name).record(secs);
     info!(
         partition = p,
         source = label,

@@ -136,7 +136,7 @@ impl Pipeline {
             Recovery::Exit => self.shared.fail(format!("checkpoint: {e}")),
             Recovery::Rewind | Recovery::ReplaceProducer => {
                 warn!("checkpoint failed: {e}; rewinding to the last durable checkpoint");
-                counter!("leadscore_rewinds_total").increment(1);
+                counter!(crate::service::metrics::REWINDS_TOTAL.name).increment(1);
                 let fresh = e.recovery() == Recovery::ReplaceProducer;
                 if let Err(e) = self.rewind(consumer, fresh, &e.to_string()) {
                     self.shared.fail(format!("rewind: {e}"));
@@ -174,9 +174,10 @@ impl Pipeline {
         self.commit_offsets(consumer, &tpl, mode)?;
         self.rewinds = (0, Default::default());
         if leads_written > 0 {
-            counter!("leadscore_checkpoint_leads_total").increment(leads_written);
+            counter!(crate::service::metrics::CHECKPOINT_LEADS_TOTAL.name).increment(leads_written);
         }
-        histogram!("leadscore_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+        histogram!(crate::service::metrics::CHECKPOINT_SECONDS.name)
+            .record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -464,7 +465,7 @@ impl Pipeline {
         }
         self.rewinds.0 += 1;
         if self.rewinds.0 > MAX_REWINDS {
-            counter!("leadscore_rewinds_exhausted_total").increment(1);
+            counter!(crate::service::metrics::REWINDS_EXHAUSTED_TOTAL.name).increment(1);
             let at: Vec<String> = self
                 .rewinds
                 .1

@@ -128,7 +128,7 @@ impl ClientContext for GroupContext {
             }
             for (p, part) in &t.partitions {
                 if *p >= 0 && part.consumer_lag >= 0 {
-                    gauge!("leadscore_consumer_lag", "topic" => topic.clone(), "partition" => p.to_string())
+                    gauge!(crate::service::metrics::CONSUMER_LAG.name, "topic" => topic.clone(), "partition" => p.to_string())
                         .set(part.consumer_lag as f64);
                 }
             }
@@ -139,11 +139,12 @@ impl ClientContext for GroupContext {
         match classify_consumer_error(&e) {
             ConsumerErrorClass::Ignore => {}
             ConsumerErrorClass::Transient => {
-                counter!("leadscore_consumer_errors_total", "class" => "transient").increment(1);
+                counter!(crate::service::metrics::CONSUMER_ERRORS_TOTAL.name, "class" => "transient").increment(1);
                 warn!("consumer: {e}: {reason}");
             }
             ConsumerErrorClass::Fatal => {
-                counter!("leadscore_consumer_errors_total", "class" => "fatal").increment(1);
+                counter!(crate::service::metrics::CONSUMER_ERRORS_TOTAL.name, "class" => "fatal")
+                    .increment(1);
                 self.shared.fail(format!("consumer: {e}: {reason}"));
             }
         }
@@ -176,7 +177,8 @@ impl ConsumerContext for GroupContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
-                counter!("leadscore_commits_total", "result" => "ok").increment(1);
+                counter!(crate::service::metrics::COMMITS_TOTAL.name, "result" => "ok")
+                    .increment(1);
                 let mut confirmed = self.confirmed.lock().unwrap();
                 for e in offsets.elements() {
                     if let Offset::Offset(o) = e.offset() {
@@ -187,7 +189,8 @@ impl ConsumerContext for GroupContext {
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
                 // The offsets stay dirty: the next checkpoint commits them again.
-                counter!("leadscore_commits_total", "result" => "error").increment(1);
+                counter!(crate::service::metrics::COMMITS_TOTAL.name, "result" => "error")
+                    .increment(1);
                 warn!("offset commit failed (retried at the next checkpoint): {e}");
             }
         }

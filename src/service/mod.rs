@@ -105,6 +105,14 @@ pub fn run(cfg: Config) -> Result<()> {
     let rules = check(&cfg)?;
     init_logging(cfg.log_format);
     let prometheus = metrics::install()?;
+    for topic in [
+        &cfg.output_topic,
+        &cfg.dlq_topic,
+        &changelog::topic(&cfg.group_id),
+    ] {
+        ::metrics::counter!(metrics::PRODUCE_ERRORS_TOTAL.name, "topic" => topic.clone())
+            .absolute(0);
+    }
     let shared = Arc::new(shared::Shared::new(Engine::new(Arc::new(rules))));
     let addr = cfg.http_addr;
 

@@ -279,12 +279,12 @@ fn on_consumer_error(shared: &Shared, e: &KafkaError) {
     match classify_consumer_error(e) {
         ConsumerErrorClass::Ignore => {}
         ConsumerErrorClass::Transient => {
-            metrics::counter!("leadscore_consumer_errors_total", "class" => "transient")
+            metrics::counter!(crate::service::metrics::CONSUMER_ERRORS_TOTAL.name, "class" => "transient")
                 .increment(1);
             warn!("consumer: {e}");
         }
         ConsumerErrorClass::Fatal => {
-            metrics::counter!("leadscore_consumer_errors_total", "class" => "fatal").increment(1);
+            metrics::counter!(crate::service::metrics::CONSUMER_ERRORS_TOTAL.name, "class" => "fatal").increment(1);
             shared.fail(format!("consumer: {e}"));
         }
     }

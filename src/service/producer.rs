@@ -107,7 +107,7 @@ pub fn txn_call(
             Ok(()) => return Ok(()),
             Err(e) => {
                 let class = classify_txn_error(&e);
-                counter!("leadscore_transaction_errors_total", "call" => what.to_string(), "class" => format!("{class:?}").to_lowercase()).increment(1);
+                counter!(crate::service::metrics::TRANSACTION_ERRORS_TOTAL.name, "call" => what.to_string(), "class" => format!("{class:?}").to_lowercase()).increment(1);
                 if class == TxnErrorClass::Retry && Instant::now() < deadline {
                     tracing::warn!("{what}: {e}; retrying");
                     std::thread::sleep(Duration::from_millis(200));
@@ -143,7 +143,7 @@ pub fn bounded<T: Send + 'static>(
         })
         .map_err(|e| format!("{what}: cannot start a thread: {e}"))?;
     rx.recv_timeout(limit).map_err(|_| {
-        counter!("leadscore_producer_stuck_total", "call" => what).increment(1);
+        counter!(crate::service::metrics::PRODUCER_STUCK_TOTAL.name, "call" => what).increment(1);
         format!("{what} did not return within {limit:?} (librdkafka#5456); abandoning the producer")
     })
 }

@@ -177,7 +177,7 @@ pub fn rebuild_from_input(
             },
         )?;
     }
-    counter!("leadscore_restore_events_total").increment(applied);
+    counter!(crate::service::metrics::RESTORE_EVENTS_TOTAL.name).increment(applied);
     info!(
         partition,
         events = applied,

@@ -70,7 +70,7 @@ impl Shared {
     /// Records a failure the service must stop on (the first one is kept).
     pub fn fail(&self, why: String) {
         error!("fatal: {why}");
-        counter!("leadscore_fatal_errors_total").increment(1);
+        counter!(crate::service::metrics::FATAL_ERRORS_TOTAL.name).increment(1);
         let _ = self.fatal.set(why);
     }
 

@@ -257,7 +257,7 @@ fn quarantine_file(path: &Path, why: &str) -> Result<()> {
             path.display()
         )
     })?;
-    metrics::counter!("leadscore_store_corrupt_total").increment(1);
+    metrics::counter!(crate::service::metrics::STORE_CORRUPT_TOTAL.name).increment(1);
     tracing::warn!(
         store = %path.display(),
         moved_to = %aside.display(),

@@ -71,10 +71,11 @@ pub fn sweep(shared: &Shared, retention: &Retention) {
         });
         let expired = shard.erasures.expire(now.saturating_sub(retention.erasure));
         if expired > 0 {
-            counter!("leadscore_erasures_expired_total").increment(expired as u64);
+            counter!(crate::service::metrics::ERASURES_EXPIRED_TOTAL.name)
+                .increment(expired as u64);
         }
         if !gone.is_empty() {
-            counter!("leadscore_evicted_total").increment(gone.len() as u64);
+            counter!(crate::service::metrics::EVICTED_TOTAL.name).increment(gone.len() as u64);
             info!(
                 partition = p,
                 leads = gone.len(),
@@ -95,7 +96,8 @@ pub fn reload_rules(cfg: &Config, shared: &Shared) {
     let new = match crate::rules_file::load(&cfg.rules) {
         Ok(r) => Arc::new(r),
         Err(e) => {
-            counter!("leadscore_rules_reloads_total", "result" => "failed").increment(1);
+            counter!(crate::service::metrics::RULES_RELOADS_TOTAL.name, "result" => "failed")
+                .increment(1);
             error!(
                 rules = %old.rules().version,
                 "rules reload failed, keeping the rules in force: {e}"
@@ -117,6 +119,6 @@ pub fn reload_rules(cfg: &Config, shared: &Shared) {
     let version = new.version.clone();
     *shared.engine.write().unwrap() = Engine::new(new);
     drop(shards);
-    counter!("leadscore_rules_reloads_total", "result" => "ok").increment(1);
+    counter!(crate::service::metrics::RULES_RELOADS_TOTAL.name, "result" => "ok").increment(1);
     info!(from = %old.rules().version, to = %version, leads, "rules reloaded");
 }
