@@ -41,12 +41,13 @@ fn describe() {
             (Kind::Histogram, Some(unit)) => describe_histogram!(m.name, unit, m.help),
             (Kind::Histogram, None) => describe_histogram!(m.name, m.help),
         }
-        if let (Kind::Counter, Some(labels)) = (m.kind, m.zero) {
-            if labels.is_empty() {
-                counter!(m.name).absolute(0);
-            }
-            for (k, v) in labels {
-                counter!(m.name, *k => *v).absolute(0);
+        if let (Kind::Counter, Some(sets)) = (m.kind, m.zero) {
+            for set in sets {
+                let labels: Vec<metrics::Label> = set
+                    .iter()
+                    .map(|(k, v)| metrics::Label::new(*k, *v))
+                    .collect();
+                counter!(m.name, labels).absolute(0);
             }
         }
     }
@@ -76,8 +77,8 @@ pub struct Metric {
     pub unit: Option<Unit>,
     /// `# HELP` text.
     pub help: &'static str,
-    /// Label sets initialised to zero at start (`Some(&[])`: the unlabelled series).
-    pub zero: Option<&'static [(&'static str, &'static str)]>,
+    /// Label sets initialised to zero at start (`&[]`: the unlabelled series).
+    pub zero: Option<&'static [&'static [(&'static str, &'static str)]]>,
 }
 
 /// `leadscore_events_total`: valid input events consumed, by topic and type (bot activity and duplicates included).
@@ -96,17 +97,17 @@ pub const INVALID_TOTAL: Metric = Metric {
     unit: None,
     help: "Invalid input messages sent to the dead-letter topic, by reason",
     zero: Some(&[
-        ("reason", "bad_json"),
-        ("reason", "bad_protobuf"),
-        ("reason", "missing_field"),
-        ("reason", "wrong_type"),
-        ("reason", "unknown_type"),
-        ("reason", "bad_length"),
-        ("reason", "bad_timestamp"),
-        ("reason", "bad_value"),
-        ("reason", "key_mismatch"),
-        ("reason", "over_limit"),
-        ("reason", "untimely"),
+        &[("reason", "bad_json")],
+        &[("reason", "bad_protobuf")],
+        &[("reason", "missing_field")],
+        &[("reason", "wrong_type")],
+        &[("reason", "unknown_type")],
+        &[("reason", "bad_length")],
+        &[("reason", "bad_timestamp")],
+        &[("reason", "bad_value")],
+        &[("reason", "key_mismatch")],
+        &[("reason", "over_limit")],
+        &[("reason", "untimely")],
     ]),
 };
 
@@ -116,7 +117,7 @@ pub const BOT_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Email opens and clicks ignored as bot activity",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_duplicate_total`: events ignored as duplicates.
@@ -125,7 +126,7 @@ pub const DUPLICATE_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Events ignored as duplicates",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_sales_ready_total`: sales_ready events emitted.
@@ -134,7 +135,7 @@ pub const SALES_READY_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "sales_ready events emitted",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_erasures_total`: forget commands applied.
@@ -143,7 +144,7 @@ pub const ERASURES_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "forget commands applied",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_erased_events_total`: events refused because their lead was erased.
@@ -152,7 +153,7 @@ pub const ERASED_EVENTS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Events refused because their lead was erased",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_erasures_expired_total`: erasure records dropped after erasure_retention.
@@ -161,7 +162,7 @@ pub const ERASURES_EXPIRED_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Erasure records dropped after erasure_retention",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_rebalances_total`: consumer group rebalances, by kind (assign, revoke).
@@ -170,7 +171,7 @@ pub const REBALANCES_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Consumer group rebalances, by kind (assign, revoke)",
-    zero: Some(&[("kind", "assign"), ("kind", "revoke")]),
+    zero: Some(&[&[("kind", "assign")], &[("kind", "revoke")]]),
 };
 
 /// `leadscore_assignment_lost_total`: revocations after the assignment was lost (nothing written for them).
@@ -179,7 +180,7 @@ pub const ASSIGNMENT_LOST_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Revocations after the assignment was lost (nothing written for them)",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_produce_errors_total`: messages the producer could not deliver, by topic.
@@ -197,7 +198,7 @@ pub const CLIENT_ERRORS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Errors reported by a Kafka client, by client",
-    zero: Some(&[("client", "producer")]),
+    zero: Some(&[&[("client", "producer")]]),
 };
 
 /// `leadscore_commits_total`: offset commit callbacks (at_least_once), by result.
@@ -206,7 +207,7 @@ pub const COMMITS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Offset commit callbacks (at_least_once), by result",
-    zero: Some(&[("result", "ok"), ("result", "error")]),
+    zero: Some(&[&[("result", "ok")], &[("result", "error")]]),
 };
 
 /// `leadscore_consumer_errors_total`: consumer errors, by class: transient (retried) or fatal (the service stops).
@@ -215,7 +216,7 @@ pub const CONSUMER_ERRORS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Consumer errors, by class: transient (retried) or fatal (the service stops)",
-    zero: Some(&[("class", "transient"), ("class", "fatal")]),
+    zero: Some(&[&[("class", "transient")], &[("class", "fatal")]]),
 };
 
 /// `leadscore_transaction_errors_total`: failed transactional calls (exactly_once), by call and class.
@@ -224,7 +225,7 @@ pub const TRANSACTION_ERRORS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Failed transactional calls (exactly_once), by call and class",
-    zero: None,
+    zero: Some(&[&[("call", "commit_transaction"), ("class", "retry")]]),
 };
 
 /// `leadscore_producer_stuck_total`: transactional calls abandoned after their bound (librdkafka#5456), by call.
@@ -242,7 +243,7 @@ pub const FATAL_ERRORS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Failures the service stopped on",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_rewinds_total`: rewinds to the last durable checkpoint.
@@ -251,7 +252,7 @@ pub const REWINDS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Rewinds to the last durable checkpoint",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_rewinds_exhausted_total`: 1 when five rewinds in a row failed and the service stopped.
@@ -260,7 +261,7 @@ pub const REWINDS_EXHAUSTED_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "1 when five rewinds in a row failed and the service stopped",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_rules_reloads_total`: rules reloads (SIGHUP), by result: ok, failed (previous rules kept).
@@ -269,7 +270,7 @@ pub const RULES_RELOADS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Rules reloads (SIGHUP), by result: ok, failed (previous rules kept)",
-    zero: Some(&[("result", "ok"), ("result", "failed")]),
+    zero: Some(&[&[("result", "ok")], &[("result", "failed")]]),
 };
 
 /// `leadscore_restore_events_total`: input events re-applied to rebuild partition state.
@@ -278,7 +279,7 @@ pub const RESTORE_EVENTS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Input events re-applied to rebuild partition state",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_restore_leads_total`: leads restored, by source: local, changelog, input, new.
@@ -296,7 +297,7 @@ pub const STORE_CORRUPT_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Local store files found unreadable, quarantined and restored from the changelog",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_checkpoint_leads_total`: leads written by checkpoints.
@@ -305,7 +306,7 @@ pub const CHECKPOINT_LEADS_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Leads written by checkpoints",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_evicted_total`: leads evicted by retention.
@@ -314,7 +315,7 @@ pub const EVICTED_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     unit: None,
     help: "Leads evicted by retention",
-    zero: Some(&[]),
+    zero: Some(&[&[]]),
 };
 
 /// `leadscore_leads`: leads held in state by this instance.
