@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, once, the tools the tests and CI checks run beside Kafka: Debian's `prometheus`
-# (prometheus + promtool), and from PyPI the CloudEvents SDK, check-jsonschema and
+# (prometheus + promtool), and from PyPI the CloudEvents SDK with confluent-kafka (its
+# subscriber test), check-jsonschema and
 # kubernetes-validate. Idempotent; prints what it installs.
 set -euo pipefail
 SUDO=""
@@ -13,6 +14,7 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   }
 fi
 missing=()
+python3 -c "import confluent_kafka" 2>/dev/null || missing+=(confluent-kafka)
 python3 -c "import cloudevents" 2>/dev/null || missing+=(cloudevents)
 command -v check-jsonschema >/dev/null || missing+=(check-jsonschema)
 command -v kubernetes-validate >/dev/null || missing+=(kubernetes-validate)

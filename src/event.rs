@@ -457,6 +457,31 @@ pub fn check_time(
     }
 }
 
+/// `content-type` of a CloudEvent in structured mode (Kafka protocol binding).
+pub const CLOUDEVENT_JSON: &str = "application/cloudevents+json";
+
+/// The event inside a structured-mode CloudEvent: the envelope's `data`, which must be a JSON
+/// object (the event, as in the table of SPEC §2). Binary-mode CloudEvents need nothing: their
+/// payload is the event.
+pub fn cloudevent_data(payload: &[u8]) -> Result<Vec<u8>, InvalidEvent> {
+    let envelope: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| InvalidEvent::BadJson(format!("CloudEvent envelope: {e}")))?;
+    if envelope.get("specversion").and_then(|v| v.as_str()) != Some("1.0") {
+        return Err(InvalidEvent::BadValue {
+            field: "specversion",
+            problem: "must be \"1.0\" in a structured CloudEvent".into(),
+        });
+    }
+    match envelope.get("data") {
+        Some(data @ serde_json::Value::Object(_)) => Ok(data.to_string().into_bytes()),
+        _ => Err(InvalidEvent::WrongType {
+            field: "data".into(),
+            expected: "the event as a JSON object (data_base64 is not read)",
+            got: envelope.get("data").map_or("nothing", json_kind),
+        }),
+    }
+}
+
 /// Checks the size and header count of a message before it is decoded.
 pub fn check_envelope(
     key: usize,

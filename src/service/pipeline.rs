@@ -55,6 +55,8 @@ pub struct Pipeline {
     counts: BatchCounts,
     latencies: Vec<f64>,
     out_buf: Vec<u8>,
+    /// CloudEvents `source` of the outputs: `/leadscore/<group_id>`.
+    ce_source: String,
 }
 
 impl Pipeline {
@@ -72,6 +74,7 @@ impl Pipeline {
             counts: BatchCounts::default(),
             latencies: Vec::with_capacity(MAX_BATCH),
             out_buf: Vec::with_capacity(512),
+            ce_source: format!("/leadscore/{}", cfg.group_id),
         })
     }
 
@@ -156,6 +159,7 @@ impl Pipeline {
             msg,
             &e.to_string(),
             self.cfg.limits.max_message_bytes,
+            &self.ce_source,
         );
     }
 
@@ -170,6 +174,7 @@ impl Pipeline {
                     self.cfg.output_format,
                     &sr,
                     &mut self.out_buf,
+                    &self.ce_source,
                 );
             }
             Outcome::Scored(None) => {}

@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 use crate::config::{Config, Guarantee, OutputFormat};
 use crate::kafka::{client_config, DeliveryTracker, TrackedProducer};
 use crate::output::SalesReady;
-use crate::time::now_micros;
+use crate::time::{format_rfc3339, now_micros};
 
 /// Default `transaction.timeout.ms` under exactly_once (Kafka's default is 60 s).
 pub const TRANSACTION_TIMEOUT_MS: &str = "20000";
@@ -166,20 +166,81 @@ pub fn send_sales_ready(
     format: OutputFormat,
     sr: &SalesReady,
     buf: &mut Vec<u8>,
+    source: &str,
 ) {
     buf.clear();
-    match format {
-        OutputFormat::Json => buf.extend_from_slice(sr.to_json().as_bytes()),
-        OutputFormat::Protobuf => sr.to_proto().encode(buf).expect("a Vec grows as needed"),
-    }
+    let content_type = match format {
+        OutputFormat::Json => {
+            buf.extend_from_slice(sr.to_json().as_bytes());
+            "application/json"
+        }
+        OutputFormat::Protobuf => {
+            sr.to_proto().encode(buf).expect("a Vec grows as needed");
+            "application/protobuf"
+        }
+    };
+    let time = format_rfc3339(sr.qualified_at);
+    let headers = cloudevent(
+        OwnedHeaders::new_with_capacity(7),
+        &CloudEvent {
+            id: &sr.event_id,
+            source,
+            kind: SALES_READY_TYPE,
+            time: &time,
+            subject: &sr.lead_id,
+            content_type,
+        },
+    );
     let record = BaseRecord::to(topic)
         .key(sr.lead_id.as_bytes())
-        .payload(buf.as_slice());
+        .payload(buf.as_slice())
+        .headers(headers);
     send(producer, record);
 }
 
-/// Room left in a dead letter for its record framing and the `leadscore.*` headers.
-const DEAD_LETTER_OVERHEAD: usize = 1024;
+/// CloudEvents `type` of a `sales_ready` event.
+pub const SALES_READY_TYPE: &str = "com.leadscore.sales_ready.v1";
+/// CloudEvents `type` of a dead letter.
+pub const DEAD_LETTER_TYPE: &str = "com.leadscore.dead_letter.v1";
+
+/// The CloudEvents 1.0 context attributes of a record (Kafka protocol binding, binary mode).
+pub struct CloudEvent<'a> {
+    /// `ce_id`.
+    pub id: &'a str,
+    /// `ce_source`: `/leadscore/<group_id>`.
+    pub source: &'a str,
+    /// `ce_type`.
+    pub kind: &'a str,
+    /// `ce_time` (RFC 3339).
+    pub time: &'a str,
+    /// `ce_subject`.
+    pub subject: &'a str,
+    /// `content-type` of the payload.
+    pub content_type: &'a str,
+}
+
+/// Adds the CloudEvents headers of `ce` to `headers`.
+pub fn cloudevent(headers: OwnedHeaders, ce: &CloudEvent<'_>) -> OwnedHeaders {
+    [
+        ("ce_specversion", "1.0"),
+        ("ce_id", ce.id),
+        ("ce_source", ce.source),
+        ("ce_type", ce.kind),
+        ("ce_time", ce.time),
+        ("ce_subject", ce.subject),
+        ("content-type", ce.content_type),
+    ]
+    .into_iter()
+    .fold(headers, |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
+}
+
+/// Room left in a dead letter for its record framing, the `leadscore.*` and CloudEvents headers.
+const DEAD_LETTER_OVERHEAD: usize = 2048;
 
 /// Sends an invalid input message to the dead-letter topic: key, payload and headers copied
 /// byte for byte (librdkafka copies the headers natively, so non-UTF-8 keys pass through), plus
@@ -193,16 +254,22 @@ pub fn send_dead_letter(
     msg: &BorrowedMessage<'_>,
     reason: &str,
     max_message_bytes: usize,
+    ce_source: &str,
 ) {
     let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
     let full_key = msg.key().unwrap_or_default();
     // A key is a lead id (≤ 256 characters when valid); a huge one is cut as well.
     let key = &full_key[..full_key.len().min(max_message_bytes / 4)];
     let payload = msg.payload().unwrap_or_default();
-    let header_bytes: usize = crate::kafka::raw_headers(msg)
+    let original = crate::kafka::raw_headers(msg);
+    let header_bytes: usize = original
         .iter()
         .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
         .sum();
+    // An input that is a CloudEvent already keeps its own attributes (no duplicate headers).
+    let is_cloudevent = original
+        .iter()
+        .any(|(k, _)| k.starts_with(b"ce_") || k.eq_ignore_ascii_case(b"content-type"));
     let budget = max_message_bytes
         .saturating_sub(DEAD_LETTER_OVERHEAD + reason.len() + source.len() + key.len());
     let keep_headers = header_bytes <= budget;
@@ -220,6 +287,20 @@ pub fn send_dead_letter(
             key: "leadscore.source",
             value: Some(&source),
         });
+    if !is_cloudevent {
+        let (id, time) = (format!("dlq:{source}"), format_rfc3339(now_micros()));
+        headers = cloudevent(
+            headers,
+            &CloudEvent {
+                id: &id,
+                source: ce_source,
+                kind: DEAD_LETTER_TYPE,
+                time: &time,
+                subject: &source,
+                content_type: "application/octet-stream",
+            },
+        );
+    }
     if payload.len() > room || !keep_headers || key.len() < full_key.len() {
         let mark = format!(
             "{}{}{}",

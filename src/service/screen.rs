@@ -7,7 +7,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::config::Config;
 use crate::erasure::{COMMAND_HEADER, FORGET};
-use crate::event::{check_envelope, check_time, decode, Event, InvalidEvent};
+use crate::event::{
+    check_envelope, check_time, cloudevent_data, decode, Event, InvalidEvent, PayloadFormat,
+    CLOUDEVENT_JSON,
+};
 use crate::kafka::raw_headers;
 use crate::time::{now_micros, Micros};
 
@@ -40,7 +43,26 @@ pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Input<'m
     if let Some((_, value)) = headers.iter().find(|(k, _)| k == COMMAND_HEADER.as_bytes()) {
         return command(msg, value.as_deref().unwrap_or_default());
     }
+    let structured = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case(b"content-type")
+            && v.as_deref()
+                .is_some_and(|v| v.starts_with(CLOUDEVENT_JSON.as_bytes()))
+    });
+    if structured {
+        let data = cloudevent_data(payload)?;
+        let ev = decode(&data, msg.key(), PayloadFormat::Json, &cfg.limits)?.into_owned();
+        return timely(cfg, msg, ev);
+    }
     let ev = decode(payload, msg.key(), cfg.input_format, &cfg.limits)?;
+    timely(cfg, msg, ev)
+}
+
+/// The event, unless it is dated outside the window around its message's time.
+fn timely<'m>(
+    cfg: &Config,
+    msg: &BorrowedMessage<'_>,
+    ev: Event<'m>,
+) -> Result<Input<'m>, InvalidEvent> {
     check_time(
         ev.ts,
         reference_time(msg),
