@@ -326,6 +326,18 @@ fn a_hostile_stream_leaves_the_service_up_every_invalid_message_dead_lettered_an
         });
     }
     assert_replay_exactly(&n, &reference, &[&svc]);
+
+    // No personal data in the log: no lead id, no profile value.
+    let log = svc.log_text();
+    for r in &reference {
+        let ev = r.event.as_ref().unwrap();
+        assert!(!log.contains(&*ev.lead_id), "lead id {:?} in the log", ev.lead_id);
+        for (_, v) in &ev.fields {
+            if let leadscore::event::FieldValue::Str(v) = v {
+                assert!(v.len() < 4 || !log.contains(&**v), "profile value {v:?} in the log");
+            }
+        }
+    }
     for lead in [
         "../../etc/passwd",
         "a/b?c#d",

@@ -57,6 +57,43 @@ pub struct Pipeline {
     out_buf: Vec<u8>,
     /// CloudEvents `source` of the outputs: `/leadscore/<group_id>`.
     ce_source: String,
+    invalid_logs: LogLimit,
+}
+
+/// Log lines about invalid events per second at most; the rest are counted and the next line
+/// says how many were left out (a flood of bad input must not flood the logs).
+const INVALID_LOGS_PER_SECOND: u32 = 10;
+
+/// A per-second budget of log lines.
+#[derive(Debug)]
+struct LogLimit {
+    window: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    fn new() -> Self {
+        LogLimit {
+            window: Instant::now(),
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(lines left out since the last logged one)` when this line may be logged.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            (self.window, self.logged) = (now, 0);
+        }
+        if self.logged < INVALID_LOGS_PER_SECOND {
+            self.logged += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
 }
 
 impl Pipeline {
@@ -75,6 +112,7 @@ impl Pipeline {
             latencies: Vec::with_capacity(MAX_BATCH),
             out_buf: Vec::with_capacity(512),
             ce_source: format!("/leadscore/{}", cfg.group_id),
+            invalid_logs: LogLimit::new(),
         })
     }
 
@@ -147,12 +185,15 @@ impl Pipeline {
     fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, e: &InvalidEvent) {
         *self.counts.invalid.entry(e.code()).or_default() += 1;
         // The reason quotes input (lead ids are personal data): it goes to the dead letter's
-        // `leadscore.error` header, the log gets its code.
-        warn!(
-            source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
-            reason = e.code(),
-            "invalid event to dead letters"
-        );
+        // `leadscore.error` header, the log gets its code, at most INVALID_LOGS_PER_SECOND times.
+        if let Some(suppressed) = self.invalid_logs.admit(Instant::now()) {
+            warn!(
+                source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
+                reason = e.code(),
+                suppressed_before = suppressed,
+                "invalid event to dead letters"
+            );
+        }
         producer::send_dead_letter(
             &self.producer,
             &self.cfg.dlq_topic,
@@ -323,5 +364,20 @@ fn close(consumer: &BaseConsumer<GroupContext>, result: Result<()>) -> Result<()
             error!("stopping without committing: {e:#}");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_event_logs_are_limited_per_second_and_count_what_they_leave_out() {
+        let mut limit = LogLimit::new();
+        let t0 = limit.window;
+        let admitted = (0..25).filter(|_| limit.admit(t0).is_some()).count();
+        assert_eq!(admitted, INVALID_LOGS_PER_SECOND as usize);
+        assert_eq!(limit.admit(t0 + Duration::from_millis(1001)), Some(15));
+        assert_eq!(limit.admit(t0 + Duration::from_millis(1002)), Some(0));
     }
 }
