@@ -80,8 +80,10 @@ log.cleaner.backoff.ms=1000
 PROPS
   [ -n "${KAFKA_EXTRA_PROPS:-}" ] && printf '%s\n' "$KAFKA_EXTRA_PROPS" >>"$dir/server.properties"
   if [ ! -f "$dir/data/meta.properties" ]; then
+    # KAFKA_FORMAT_ARGS: e.g. --add-scram 'SCRAM-SHA-512=[name=u,password=p]' (SASL tests).
+    # shellcheck disable=SC2086
     java "${JAVA_ARGS[@]}" kafka.tools.StorageTool format --config "$dir/server.properties" \
-      --cluster-id "$(cat "$CLUSTER/cluster.id")" --ignore-formatted >>"$log" 2>&1 ||
+      --cluster-id "$(cat "$CLUSTER/cluster.id")" --ignore-formatted ${KAFKA_FORMAT_ARGS:-} >>"$log" 2>&1 ||
       { echo "kafka: formatting $dir/data failed; log: $log" >&2; tail -20 "$log" >&2; exit 1; }
   fi
   echo "=== start $(date -u +%FT%TZ)" >>"$log"

@@ -331,10 +331,17 @@ fn a_hostile_stream_leaves_the_service_up_every_invalid_message_dead_lettered_an
     let log = svc.log_text();
     for r in &reference {
         let ev = r.event.as_ref().unwrap();
-        assert!(!log.contains(&*ev.lead_id), "lead id {:?} in the log", ev.lead_id);
+        assert!(
+            !log.contains(&*ev.lead_id),
+            "lead id {:?} in the log",
+            ev.lead_id
+        );
         for (_, v) in &ev.fields {
             if let leadscore::event::FieldValue::Str(v) = v {
-                assert!(v.len() < 4 || !log.contains(&**v), "profile value {v:?} in the log");
+                assert!(
+                    v.len() < 4 || !log.contains(&**v),
+                    "profile value {v:?} in the log"
+                );
             }
         }
     }

@@ -42,6 +42,17 @@ pub fn make_producer(cfg: &Config) -> Result<Arc<OutputProducer>> {
     let producer: OutputProducer = config
         .create_with_context(DeliveryTracker::default())
         .context("cannot create Kafka producer")?;
+    // Fails fast (and says why) on wrong brokers, TLS or credentials, rather than after the
+    // transactional initialisation's minute.
+    producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(20))
+        .with_context(|| {
+            format!(
+                "cannot reach Kafka at {} (check brokers, security.protocol, SASL credentials, TLS)",
+                cfg.brokers
+            )
+        })?;
     if cfg.guarantee == Guarantee::ExactlyOnce {
         producer
             .init_transactions(Duration::from_secs(60))

@@ -567,14 +567,50 @@ pub struct OwnKafka {
 impl OwnKafka {
     /// Starts `nodes` nodes (1 or 3) on client ports `port..port + nodes`.
     pub fn start(nodes: u16) -> OwnKafka {
+        Self::start_with(nodes, &[])
+    }
+
+    /// As [`OwnKafka::start`], with environment for start-kafka.sh (`KAFKA_EXTRA_PROPS`,
+    /// `KAFKA_FORMAT_ARGS`).
+    pub fn start_with(nodes: u16, env: &[(&str, &str)]) -> OwnKafka {
         let port = free_port_block(nodes);
         let k = OwnKafka {
             port,
             nodes,
             run_dir: std::env::temp_dir().join(unique("own-kafka")),
         };
-        k.script("start-kafka.sh", &["--nodes", &nodes.to_string()]);
+        k.script_env("start-kafka.sh", &["--nodes", &nodes.to_string()], env);
         k
+    }
+
+    /// One node with properties made from its client and controller ports
+    /// (`KAFKA_EXTRA_PROPS`) and extra storage-format arguments (`KAFKA_FORMAT_ARGS`).
+    pub fn start_with_props(
+        nodes: u16,
+        props: impl Fn(u16, u16) -> String,
+        format_args: &str,
+    ) -> OwnKafka {
+        let port = free_port_block(nodes);
+        let k = OwnKafka {
+            port,
+            nodes,
+            run_dir: std::env::temp_dir().join(unique("own-kafka")),
+        };
+        let extra = props(port, port + 1000);
+        k.script_env(
+            "start-kafka.sh",
+            &["--nodes", &nodes.to_string()],
+            &[
+                ("KAFKA_EXTRA_PROPS", &extra),
+                ("KAFKA_FORMAT_ARGS", format_args),
+            ],
+        );
+        k
+    }
+
+    /// The first node's client port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Bootstrap servers of every node.
@@ -586,6 +622,10 @@ impl OwnKafka {
     }
 
     fn script(&self, name: &str, args: &[&str]) {
+        self.script_env(name, args, &[]);
+    }
+
+    fn script_env(&self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("scripts")
             .join(name);
@@ -593,6 +633,7 @@ impl OwnKafka {
             .args(args)
             .arg(self.port.to_string())
             .env("LEADSCORE_RUN_DIR", &self.run_dir)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert!(
