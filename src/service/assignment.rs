@@ -30,6 +30,7 @@ use crate::service::group::GroupContext;
 use crate::service::partition::{plan_restore, RestorePlan, Shard, Source};
 use crate::service::pipeline::Pipeline;
 use crate::service::restore::rebuild_from_input;
+use crate::service::shared::Shared;
 use crate::service::store::{Offsets, PartitionStore};
 
 /// How long an assignment waits for the group's committed offsets: longer than the
@@ -88,7 +89,7 @@ impl Pipeline {
         tpl: &mut TopicPartitionList,
         parts: &[i32],
     ) -> Result<()> {
-        let committed = committed_offsets(consumer, tpl)?;
+        let committed = committed_offsets(consumer, tpl, &self.shared)?;
         let none = Offsets::new();
         for &p in parts {
             self.cancel_restore(p);
@@ -277,6 +278,7 @@ impl Pipeline {
 fn committed_offsets(
     consumer: &BaseConsumer<GroupContext>,
     tpl: &TopicPartitionList,
+    shared: &Shared,
 ) -> Result<BTreeMap<i32, Offsets>> {
     let mut query = TopicPartitionList::new();
     for e in tpl.elements() {
@@ -287,6 +289,8 @@ fn committed_offsets(
     // (`transaction.timeout.ms`): wait that long, then give up.
     let deadline = Instant::now() + COMMITTED_WAIT;
     let answer = loop {
+        // Waiting here is work in progress, not a stall: liveness stays green.
+        shared.beat();
         match consumer.committed_offsets(query.clone(), Duration::from_secs(10)) {
             Ok(answer) => break answer,
             Err(e) if Instant::now() < deadline => {
