@@ -362,7 +362,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], StateDecodeError> {
-        if self.pos + n > self.b.len() {
+        // `n` may be a crafted length: compare without an addition that could overflow.
+        if n > self.b.len() - self.pos {
             return Err(StateDecodeError("truncated".into()));
         }
         let s = &self.b[self.pos..self.pos + n];
@@ -378,8 +379,14 @@ impl<'a> Reader<'a> {
     fn i64(&mut self) -> Result<i64, StateDecodeError> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
+    /// A finite number: a NaN or infinity would poison every score derived from it.
     fn f64(&mut self) -> Result<f64, StateDecodeError> {
-        Ok(f64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+        let x = f64::from_le_bytes(self.take(8)?.try_into().unwrap());
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(StateDecodeError(format!("non-finite number {x}")))
+        }
     }
     fn var(&mut self) -> Result<u64, StateDecodeError> {
         let mut v = 0u64;
@@ -402,6 +409,37 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn header(fit: f64) -> Vec<u8> {
+        let mut b = vec![FORMAT_VERSION];
+        b.extend_from_slice(&1_790_000_000_000_000i64.to_le_bytes());
+        b.push(0); // armed
+        b.push(0); // sequence
+        b.extend_from_slice(&fit.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn crafted_lengths_and_non_finite_numbers_are_errors_not_panics() {
+        let rules = Rules::parse(
+            std::path::Path::new("t.toml"),
+            b"[threshold]\nsales_ready = 10\n",
+        )
+        .unwrap();
+        // An accumulator count of u64::MAX, then a string length of u64::MAX.
+        let mut huge = header(0.0);
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(LeadState::decode(&rules, &huge).is_err());
+        let mut long_string = header(0.0);
+        long_string.extend_from_slice(&[0, 0, 0, 0, 1]); // no accumulators, caps, dedup; 1 field
+        long_string
+            .extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(LeadState::decode(&rules, &long_string).is_err());
+        for bad in [f64::NAN, f64::INFINITY] {
+            let e = LeadState::decode(&rules, &header(bad)).unwrap_err();
+            assert!(e.to_string().contains("non-finite"), "{e}");
+        }
+    }
 
     #[test]
     fn zigzag_round_trips() {
