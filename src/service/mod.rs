@@ -138,11 +138,7 @@ pub fn run(cfg: Config) -> Result<()> {
         );
     }
     let app = http::router(http_state(&cfg, shared.clone(), prometheus)?);
-    runtime.spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!("HTTP server stopped: {e}");
-        }
-    });
+    runtime.spawn(http::serve(listener, app));
     let sig_shared = shared.clone();
     runtime.spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
