@@ -28,7 +28,7 @@ use crate::time::{format_rfc3339, now_micros};
 const STALL_MS: i64 = 60_000;
 
 /// Longest a handler waits for the state lock (the pipeline holds it per poll batch).
-const LOCK_WAIT: Duration = Duration::from_millis(200);
+const LOCK_WAIT: Duration = Duration::from_secs(1);
 /// `/v1/*` requests served at once; more are refused with 503 at once.
 const V1_CONCURRENCY: usize = 32;
 /// Longest a `/v1/*` request may take.

@@ -231,6 +231,20 @@ impl Service {
         http_request(&self.http, "GET", path, &auth)
     }
 
+    /// GET, retried while the answer is 503 "busy" (the pipeline held the state: a checkpoint's
+    /// store commit), as a client honouring `Retry-After` does; at most 20 tries.
+    pub fn get_retrying_busy(&self, path: &str) -> Option<(u16, String)> {
+        for _ in 0..20 {
+            match self.get(path) {
+                Some((503, body)) if body.starts_with("busy") => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                other => return other,
+            }
+        }
+        self.get(path)
+    }
+
     /// Sum of a metric's samples (all label sets) on /metrics; 0 when absent.
     pub fn metric(&self, name: &str) -> f64 {
         let (_, body) = self.get("/metrics").unwrap_or_default();
@@ -307,11 +321,16 @@ pub fn assert_scores_match(services: &[&Service], leads: &LeadTable, engine: &En
     for lead in leads.sorted() {
         let want = engine.lead_score(&lead.id, &lead.state);
         let path = format!("/v1/leads/{}", percent_encode(&lead.id));
-        let found = services.iter().find_map(|s| match s.get(&path) {
-            Some((200, body)) => Some(serde_json::from_str::<Value>(&body).unwrap()),
-            _ => None,
+        let found = services
+            .iter()
+            .find_map(|s| match s.get_retrying_busy(&path) {
+                Some((200, body)) => Some(serde_json::from_str::<Value>(&body).unwrap()),
+                _ => None,
+            });
+        let v = found.unwrap_or_else(|| {
+            let answers: Vec<_> = services.iter().map(|s| s.get(&path)).collect();
+            panic!("lead {} is owned by no instance: {answers:?}", lead.id)
         });
-        let v = found.unwrap_or_else(|| panic!("lead {} is owned by no instance", lead.id));
         let g = v["score"].as_f64().unwrap();
         assert!(
             (g - want.score).abs() <= 1e-9 * want.score.abs().max(1e-12),
