@@ -30,7 +30,7 @@ use crate::service::changelog;
 use crate::service::group::GroupContext;
 use crate::service::pipeline::Pipeline;
 use crate::service::producer::{self, make_producer, txn_call, OutputProducer, TxnErrorClass};
-use crate::service::store::Offsets;
+use crate::service::store::{Offsets, PartitionStore};
 use crate::time::Micros;
 
 /// Rewinds in a row, without a successful checkpoint in between, after which the service gives
@@ -306,16 +306,21 @@ impl Pipeline {
 
     /// Step 3: changed leads and offsets to the local stores. Outputs are visible by now, so a
     /// failure here is fatal: rewinding to the older store would emit them again.
+    /// The state lock is held only to pick the stores, not during their fsynced commits, so
+    /// lookups do not wait on the disk.
     fn write_stores(&mut self, writes: &[StoreWrite]) -> Result<u64, CheckpointError> {
-        let shards = self.shared.shards.lock().unwrap();
+        let stores: Vec<(Arc<PartitionStore>, &StoreWrite)> = {
+            let shards = self.shared.shards.lock().unwrap();
+            writes
+                .iter()
+                .filter_map(|w| Some((shards.get(&w.partition)?.store.clone(), w)))
+                .collect()
+        };
         let mut leads_written = 0;
-        for w in writes {
-            if let Some(shard) = shards.get(&w.partition) {
-                leads_written += shard
-                    .store
-                    .write(&w.changed, &w.removed, &w.erased, &w.offsets)
-                    .map_err(|e| CheckpointError::Fatal(format!("local store: {e:#}")))?;
-            }
+        for (store, w) in stores {
+            leads_written += store
+                .write(&w.changed, &w.removed, &w.erased, &w.offsets)
+                .map_err(|e| CheckpointError::Fatal(format!("local store: {e:#}")))?;
         }
         Ok(leads_written)
     }

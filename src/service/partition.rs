@@ -8,6 +8,7 @@
 //! assignment was lost, then dropped).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::erasure::Erasures;
@@ -94,7 +95,7 @@ pub struct Shard {
     /// The partition's leads.
     pub leads: LeadTable,
     /// The partition's local store.
-    pub store: PartitionStore,
+    pub store: Arc<PartitionStore>,
     /// Leads evicted or erased since the last checkpoint (tombstones to write).
     pub evicted: Vec<Box<str>>,
     /// Leads erased (`forget`), by hash.
@@ -108,7 +109,7 @@ impl Shard {
     pub fn new(leads: LeadTable, erasures: Erasures, store: PartitionStore) -> Self {
         Shard {
             leads,
-            store,
+            store: Arc::new(store),
             evicted: Vec::new(),
             erasures,
             last_sweep: Instant::now(),
