@@ -82,6 +82,7 @@ pub struct DeliveryTracker {
     /// several topics and needs no ends).
     ends: Option<Mutex<BTreeMap<i32, i64>>>,
     failures: AtomicU64,
+    fatal: std::sync::OnceLock<String>,
 }
 
 impl DeliveryTracker {
@@ -90,7 +91,13 @@ impl DeliveryTracker {
         DeliveryTracker {
             ends: Some(Mutex::new(BTreeMap::new())),
             failures: AtomicU64::new(0),
+            fatal: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The producer's fatal error, if librdkafka reported one: it can produce nothing more.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.get().map(String::as_str)
     }
 
     /// Failed deliveries so far.
@@ -125,6 +132,9 @@ impl ClientContext for DeliveryTracker {
         counter!(crate::service::metrics::CLIENT_ERRORS_TOTAL.name, "client" => "producer")
             .increment(1);
         tracing::error!("producer: {error}: {reason}");
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            let _ = self.fatal.set(format!("producer: {error}: {reason}"));
+        }
     }
 }
 

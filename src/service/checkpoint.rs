@@ -118,6 +118,11 @@ impl Pipeline {
         if self.abandon {
             return;
         }
+        if let Some(why) = self.producer.context().fatal() {
+            // Nothing more can be produced: stop (health turns red) rather than rewind.
+            self.shared.fail(why.to_string());
+            return;
+        }
         if let Err(e) =
             self.checkpoint(consumer, None, CommitMode::Async, Reached::ConsumerPosition)
         {
