@@ -385,3 +385,34 @@ fn a_dead_letter_topic_too_small_for_max_message_bytes_is_refused_at_start() {
         "{log}"
     );
 }
+
+#[test]
+fn an_output_the_broker_always_refuses_stops_the_service_after_five_rewinds_naming_the_offset() {
+    let mut n = Names::new("refused");
+    create_topics(&n, 1);
+    // sales_ready records (~400 bytes) never fit this output topic: every delivery is refused.
+    n.output = format!("{}-tiny", n.output);
+    rt().block_on(leadscore::kafka::ensure_topics(
+        &brokers(),
+        &BTreeMap::new(),
+        &[(n.output.clone(), 1)],
+        &[("max.message.bytes", "100")],
+    ))
+    .unwrap();
+    let mut svc = Service::start(&n, &[]);
+    svc.wait_ready(Duration::from_secs(60));
+    produce_records(&n.input, &stream(200, 5));
+    let status = svc.child.wait().unwrap();
+    assert!(!status.success(), "exits non-zero");
+    let log = svc.log_text();
+    assert_eq!(
+        log.matches("rewound to the last checkpoint").count(),
+        5,
+        "{log}"
+    );
+    let stuck = format!(
+        "5 rewinds in a row without a successful checkpoint, stuck at {}/0@beginning; last failure: outputs not delivered",
+        n.input
+    );
+    assert!(log.contains(&stuck), "{log}");
+}

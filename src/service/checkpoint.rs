@@ -476,12 +476,18 @@ impl Pipeline {
         self.rewinds.0 += 1;
         if self.rewinds.0 > MAX_REWINDS {
             counter!(crate::service::metrics::REWINDS_EXHAUSTED_TOTAL.name).increment(1);
-            let at: Vec<String> = self
-                .rewinds
-                .1
-                .iter()
-                .map(|((t, p), o)| format!("{}/{p}@{o}", self.cfg.input_topics[*t]))
-                .collect();
+            // Where consumption restarts each time: the committed offset, or the beginning of
+            // a partition that never had one.
+            let parts: Vec<i32> = self.shared.shards.lock().unwrap().keys().copied().collect();
+            let mut at = Vec::new();
+            for p in parts {
+                for (t, topic) in self.cfg.input_topics.iter().enumerate() {
+                    at.push(match self.rewinds.1.get(&(t, p)) {
+                        Some(o) => format!("{topic}/{p}@{o}"),
+                        None => format!("{topic}/{p}@beginning"),
+                    });
+                }
+            }
             return Err(CheckpointError::Fatal(format!(
                 "{MAX_REWINDS} rewinds in a row without a successful checkpoint, stuck at {}; \
                  last failure: {reason}",
