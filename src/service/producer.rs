@@ -268,25 +268,15 @@ pub fn send_dead_letter(
     ce_source: &str,
 ) {
     let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
-    let full_key = msg.key().unwrap_or_default();
-    // A key is a lead id (≤ 256 characters when valid); a huge one is cut as well.
-    let key = &full_key[..full_key.len().min(max_message_bytes / 4)];
-    let payload = msg.payload().unwrap_or_default();
     let original = crate::kafka::raw_headers(msg);
-    let header_bytes: usize = original
-        .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-        .sum();
-    // An input that is a CloudEvent already keeps its own attributes (no duplicate headers).
-    let is_cloudevent = original
-        .iter()
-        .any(|(k, _)| k.starts_with(b"ce_") || k.eq_ignore_ascii_case(b"content-type"));
-    let budget = max_message_bytes
-        .saturating_sub(DEAD_LETTER_OVERHEAD + reason.len() + source.len() + key.len());
-    let keep_headers = header_bytes <= budget;
-    let room = budget - if keep_headers { header_bytes } else { 0 };
+    let fit = DeadLetterFit::of(
+        msg,
+        &original,
+        reason.len() + source.len(),
+        max_message_bytes,
+    );
     let mut headers = match msg.headers() {
-        Some(h) if keep_headers => h.detach(),
+        Some(h) if fit.keep_headers => h.detach(),
         _ => OwnedHeaders::new(),
     };
     headers = headers
@@ -298,44 +288,80 @@ pub fn send_dead_letter(
             key: "leadscore.source",
             value: Some(&source),
         });
+    // An input that is a CloudEvent already keeps its own attributes (no duplicate headers).
+    let is_cloudevent = original
+        .iter()
+        .any(|(k, _)| k.starts_with(b"ce_") || k.eq_ignore_ascii_case(b"content-type"));
     if !is_cloudevent {
         let (id, time) = (format!("dlq:{source}"), format_rfc3339(now_micros()));
-        headers = cloudevent(
-            headers,
-            &CloudEvent {
-                id: &id,
-                source: ce_source,
-                kind: DEAD_LETTER_TYPE,
-                time: &time,
-                subject: &source,
-                content_type: "application/octet-stream",
-            },
-        );
+        let ce = CloudEvent {
+            id: &id,
+            source: ce_source,
+            kind: DEAD_LETTER_TYPE,
+            time: &time,
+            subject: &source,
+            content_type: "application/octet-stream",
+        };
+        headers = cloudevent(headers, &ce);
     }
-    if payload.len() > room || !keep_headers || key.len() < full_key.len() {
-        let mark = format!(
-            "{}{}{}",
-            payload.len(),
-            if keep_headers { "" } else { "+headers" },
-            if key.len() < full_key.len() {
-                "+key"
-            } else {
-                ""
-            }
-        );
+    if let Some(mark) = &fit.truncated {
         headers = headers.insert(Header {
             key: "leadscore.truncated",
-            value: Some(&mark),
+            value: Some(mark),
         });
     }
     let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
-    if msg.key().is_some() {
-        record = record.key(key);
+    if let Some(k) = msg.key() {
+        record = record.key(&k[..fit.key_len]);
     }
-    if msg.payload().is_some() {
-        record = record.payload(&payload[..payload.len().min(room)]);
+    if let Some(p) = msg.payload() {
+        record = record.payload(&p[..fit.payload_len]);
     }
     send(producer, record);
+}
+
+/// How much of an invalid message its dead letter keeps to fit `max_message_bytes`.
+struct DeadLetterFit {
+    key_len: usize,
+    payload_len: usize,
+    keep_headers: bool,
+    /// `leadscore.truncated`: the original payload length, `+headers`, `+key`.
+    truncated: Option<String>,
+}
+
+impl DeadLetterFit {
+    fn of(
+        msg: &BorrowedMessage<'_>,
+        headers: &[(Vec<u8>, Option<Vec<u8>>)],
+        added: usize,
+        max_message_bytes: usize,
+    ) -> Self {
+        let (key, payload) = (
+            msg.key().unwrap_or_default(),
+            msg.payload().unwrap_or_default(),
+        );
+        // A key is a lead id (≤ 256 characters when valid); a huge one is cut as well.
+        let key_len = key.len().min(max_message_bytes / 4);
+        let header_bytes: usize = headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let budget = max_message_bytes.saturating_sub(DEAD_LETTER_OVERHEAD + added + key_len);
+        let keep_headers = header_bytes <= budget;
+        let room = budget - if keep_headers { header_bytes } else { 0 };
+        let cut_key = key_len < key.len();
+        let truncated = (payload.len() > room || !keep_headers || cut_key).then(|| {
+            let headers = if keep_headers { "" } else { "+headers" };
+            let key = if cut_key { "+key" } else { "" };
+            format!("{}{headers}{key}", payload.len())
+        });
+        DeadLetterFit {
+            key_len,
+            payload_len: payload.len().min(room),
+            keep_headers,
+            truncated,
+        }
+    }
 }
 
 /// Sends a changelog record: a lead's encoded state, or a tombstone (`None`), with the input
