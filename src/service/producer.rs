@@ -31,6 +31,11 @@ pub fn make_producer(cfg: &Config) -> Result<Arc<OutputProducer>> {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5");
+    if !cfg.kafka.contains_key("message.max.bytes") {
+        // Room for a dead letter or changelog record of max_message_bytes plus framing.
+        let max = (cfg.limits.max_message_bytes + 65_536).max(1_000_000);
+        config.set("message.max.bytes", max.to_string());
+    }
     if cfg.guarantee == Guarantee::ExactlyOnce {
         config.set("transactional.id", transactional_id(cfg));
         if !cfg.kafka.contains_key("transaction.timeout.ms") {
