@@ -42,6 +42,7 @@ failed=0
 printf '%-15s %12s %7s %7s %7s %8s\n' target execs cov ft corpus crashes
 for t in "${TARGETS[@]}"; do
   log=$CARGO_TARGET_DIR/fuzz-$t.log
+  marker=$(mktemp)
   set +e
   cargo fuzz run "${FLAGS[@]}" "$t" "$CORPUS/$t" -- "${limit[@]}" -max_len=1100000 \
     -print_final_stats=1 -close_fd_mask=3 >"$log" 2>&1
@@ -52,7 +53,8 @@ for t in "${TARGETS[@]}"; do
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo '?')
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo '?')
   corpus=$(ls "$CORPUS/$t" | wc -l)
-  crashes=$(ls "fuzz/artifacts/$t" 2>/dev/null | wc -l)
+  crashes=$(find "fuzz/artifacts/$t" -type f -newer "$marker" 2>/dev/null | wc -l)
+  rm -f "$marker"
   printf '%-15s %12s %7s %7s %7s %8s\n' "$t" "$execs" "$cov" "$ft" "$corpus" "$crashes"
   if [[ $rc -ne 0 ]]; then
     failed=1
