@@ -1,7 +1,8 @@
 //! The dashboards and alerts on a real Prometheus (Debian's `prometheus`): it scrapes a running
-//! service under a generated stream with invalid events; every Grafana query returns data, every
-//! alert expression evaluates and every metric it watches has a series; `promtool check metrics`
-//! has no complaint about the live scrape.
+//! service under a generated stream with invalid events; every Grafana query returns data; every
+//! alert expression evaluates, returns data once its thresholds are taken out (the values it
+//! compares exist whether or not it fires), and every metric it watches has a series;
+//! `promtool check metrics` has no complaint about the live scrape.
 
 mod support;
 
@@ -39,6 +40,24 @@ fn metric_names(expr: &str) -> Vec<String> {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         out.push(name);
+    }
+    out
+}
+
+/// An alert expression without its thresholds (`> 0.05`, `== 0`): the values it compares, which
+/// must exist whether or not the alert fires.
+fn without_thresholds(expr: &str) -> String {
+    let mut out = expr.to_string();
+    for op in [" > ", " == ", " < "] {
+        while let Some(i) = out.find(op) {
+            let rest = &out[i + op.len()..];
+            let number = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .count();
+            assert!(number > 0, "a threshold is a number: {expr}");
+            out = format!("{}{}", &out[..i], &rest[number..]);
+        }
     }
     out
 }
@@ -117,6 +136,11 @@ fn every_dashboard_query_and_alert_evaluates_on_a_real_prometheus() {
     assert_eq!(exprs.len(), 8);
     for expr in &exprs {
         query(&addr, expr);
+        let values = without_thresholds(expr);
+        assert!(
+            !query(&addr, &values).is_empty(),
+            "alert without its thresholds, no data: {values}"
+        );
         for name in metric_names(expr) {
             assert!(
                 !query(&addr, &format!("count({{__name__=\"{name}\"}})")).is_empty(),
