@@ -48,8 +48,8 @@ for t in "${TARGETS[@]}"; do
     -print_final_stats=1 -close_fd_mask=3 >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  last=$(grep -aE '^#[0-9]+' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo '?')
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo '?')
   corpus=$(ls "$CORPUS/$t" | wc -l)
@@ -59,7 +59,7 @@ for t in "${TARGETS[@]}"; do
   if [[ $rc -ne 0 ]]; then
     failed=1
     echo "fuzz: $t FAILED (exit $rc); log $log:"
-    grep -A20 -E 'panicked|ERROR: libFuzzer|deadly signal' "$log" | head -40
+    grep -a -A20 -E 'panicked|ERROR: libFuzzer|deadly signal' "$log" | head -40
   fi
 done
 exit $failed
