@@ -241,22 +241,25 @@ pub fn produce_all(
     Ok((sent, ends))
 }
 
-/// A message's headers as raw bytes, key and value, in order, read through librdkafka's C
-/// API: rust-rdkafka's `Headers::get` panics on a header key that is not UTF-8.
-pub fn raw_headers(msg: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+/// Calls `each(key, value)` for every header of a consumed message, in order, with the bytes
+/// librdkafka holds (no copy), through its C API: rust-rdkafka's `Headers::get` panics on a
+/// header key that is not UTF-8. Keys end at a NUL byte (librdkafka keeps them as C strings).
+pub fn for_each_header<'m>(
+    msg: &'m rdkafka::message::BorrowedMessage<'_>,
+    mut each: impl FnMut(&'m [u8], Option<&'m [u8]>),
+) {
     use rdkafka::bindings as rd;
     let native = msg.ptr();
-    let mut out = Vec::new();
     let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
-    // SAFETY: `native` is the live message behind `msg`, borrowed for this call; librdkafka
-    // owns the headers it returns, which live as long as the message; every pointer read below
-    // is checked for null and its size comes from librdkafka.
+    // SAFETY: `native` is the live message behind `msg`; librdkafka owns the headers it
+    // returns, which live as long as the message (hence the `'m` slices); every pointer read
+    // below is checked for null and its size comes from librdkafka.
     unsafe {
         if rd::rd_kafka_message_headers(native, &mut hdrs)
             != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
             || hdrs.is_null()
         {
-            return out;
+            return;
         }
         for idx in 0..rd::rd_kafka_header_cnt(hdrs) {
             let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
@@ -266,12 +269,18 @@ pub fn raw_headers(msg: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(Vec<u8>,
             {
                 continue;
             }
-            let key = std::ffi::CStr::from_ptr(name).to_bytes().to_vec();
-            let value = (!value.is_null())
-                .then(|| std::slice::from_raw_parts(value as *const u8, size).to_vec());
-            out.push((key, value));
+            let key = std::ffi::CStr::from_ptr(name).to_bytes();
+            let value =
+                (!value.is_null()).then(|| std::slice::from_raw_parts(value as *const u8, size));
+            each(key, value);
         }
     }
+}
+
+/// A message's headers as owned bytes, key and value, in order ([`for_each_header`]).
+pub fn raw_headers(msg: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for_each_header(msg, |k, v| out.push((k.to_vec(), v.map(<[u8]>::to_vec))));
     out
 }
 

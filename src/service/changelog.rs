@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::erasure::{from_changelog_key, Erasures};
-use crate::kafka::raw_headers;
+use crate::kafka::for_each_header;
 use crate::leads::LeadTable;
 use crate::rules::Rules;
 use crate::service::restore::read_partition;
@@ -120,11 +120,15 @@ impl Restoring {
     /// record already applied for its key.
     fn apply(&mut self, rules: &Rules, partition: i32, resume: &Offsets, m: &BorrowedMessage<'_>) {
         let Some(key) = m.key() else { return };
-        let at = raw_headers(m)
-            .into_iter()
-            .find(|(k, _)| k == OFFSETS_HEADER.as_bytes())
-            .and_then(|(_, v)| String::from_utf8(v?).ok())
-            .and_then(|v| decode_offsets(&v));
+        let mut header = None;
+        for_each_header(m, |k, v| {
+            if k == OFFSETS_HEADER.as_bytes() {
+                header = v;
+            }
+        });
+        let at = header
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(decode_offsets);
         let Some(at) = at else {
             warn!(
                 partition,

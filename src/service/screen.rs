@@ -11,7 +11,7 @@ use crate::event::{
     check_envelope, check_time, cloudevent_data, decode, Event, InvalidEvent, PayloadFormat,
     CLOUDEVENT_JSON,
 };
-use crate::kafka::raw_headers;
+use crate::kafka::for_each_header;
 use crate::time::{now_micros, Micros};
 
 /// What an input message holds.
@@ -31,24 +31,17 @@ pub enum Input<'m> {
 /// The event or command in a message, or why it goes to the dead-letter topic.
 pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Input<'m>, InvalidEvent> {
     let payload = msg.payload().unwrap_or_default();
-    let headers = raw_headers(msg);
+    let seen = SeenHeaders::of(msg);
     check_envelope(
         msg.key().map_or(0, <[u8]>::len),
         payload.len(),
-        headers
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)),
+        seen.sizes.iter().copied(),
         &cfg.limits,
     )?;
-    if let Some((_, value)) = headers.iter().find(|(k, _)| k == COMMAND_HEADER.as_bytes()) {
-        return command(msg, value.as_deref().unwrap_or_default());
+    if let Some(value) = seen.command {
+        return command(msg, value);
     }
-    let structured = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case(b"content-type")
-            && v.as_deref()
-                .is_some_and(|v| v.starts_with(CLOUDEVENT_JSON.as_bytes()))
-    });
-    if structured {
+    if seen.structured_cloudevent {
         let data = cloudevent_data(payload)?;
         let ev = decode(&data, msg.key(), PayloadFormat::Json, &cfg.limits)?.into_owned();
         return timely(cfg, msg, ev);
@@ -97,6 +90,38 @@ fn command<'m>(msg: &'m BorrowedMessage<'_>, name: &[u8]) -> Result<Input<'m>, I
         lead_id,
         at: reference_time(msg),
     })
+}
+
+/// What screening needs from a message's headers, read without copying them.
+struct SeenHeaders<'m> {
+    /// Key + value bytes of each header.
+    sizes: smallvec::SmallVec<[usize; 8]>,
+    /// The value of `leadscore.command`, when present.
+    command: Option<&'m [u8]>,
+    /// `content-type: application/cloudevents+json…`?
+    structured_cloudevent: bool,
+}
+
+impl<'m> SeenHeaders<'m> {
+    fn of(msg: &'m BorrowedMessage<'_>) -> Self {
+        let mut seen = SeenHeaders {
+            sizes: smallvec::SmallVec::new(),
+            command: None,
+            structured_cloudevent: false,
+        };
+        for_each_header(msg, |k, v| {
+            seen.sizes.push(k.len() + v.map_or(0, <[u8]>::len));
+            if k == COMMAND_HEADER.as_bytes() && seen.command.is_none() {
+                seen.command = Some(v.unwrap_or_default());
+            }
+            if k.eq_ignore_ascii_case(b"content-type")
+                && v.is_some_and(|v| v.starts_with(CLOUDEVENT_JSON.as_bytes()))
+            {
+                seen.structured_cloudevent = true;
+            }
+        });
+        seen
+    }
 }
 
 /// The wall clock an event time is judged by: the message's Kafka timestamp, which the
