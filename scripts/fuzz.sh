@@ -8,7 +8,7 @@
 # under $CARGO_TARGET_DIR/fuzz-corpus; a crashing input is saved under fuzz/artifacts/<target>/
 # and the script fails — copy it to fuzz/regressions/<target>/ so that `cargo test` keeps
 # checking it (tests/fuzz_regressions.rs). Prints one line per target: executions, coverage,
-# features, corpus size, crashes.
+# features, corpus size, crashes; the full libFuzzer log is under $CARGO_TARGET_DIR/fuzz-logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=30 RUNS=""
@@ -41,7 +41,8 @@ limit=(-max_total_time="$SECONDS_EACH")
 failed=0
 printf '%-15s %12s %7s %7s %7s %8s\n' target execs cov ft corpus crashes
 for t in "${TARGETS[@]}"; do
-  log=$CARGO_TARGET_DIR/fuzz-$t.log
+  mkdir -p "$CARGO_TARGET_DIR/fuzz-logs"
+  log=$CARGO_TARGET_DIR/fuzz-logs/$t-$$.log
   marker=$(mktemp)
   set +e
   cargo fuzz run "${FLAGS[@]}" "$t" "$CORPUS/$t" -- "${limit[@]}" -max_len=1100000 \
@@ -52,8 +53,8 @@ for t in "${TARGETS[@]}"; do
   last=$(grep -aE '^#[0-9]+' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo '?')
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || echo '?')
-  corpus=$(ls "$CORPUS/$t" | wc -l)
-  crashes=$(find "fuzz/artifacts/$t" -type f -newer "$marker" 2>/dev/null | wc -l)
+  corpus=$( (ls "$CORPUS/$t" 2>/dev/null || true) | wc -l)
+  crashes=$( (find "fuzz/artifacts/$t" -type f -newer "$marker" 2>/dev/null || true) | wc -l)
   rm -f "$marker"
   printf '%-15s %12s %7s %7s %7s %8s\n' "$t" "$execs" "$cov" "$ft" "$corpus" "$crashes"
   if [[ $rc -ne 0 ]]; then
