@@ -175,7 +175,11 @@ impl Pipeline {
                     "forget command: a lead's state erased"
                 );
             }
-            Ok(Input::Event(ev)) if shard.erasures.blocks(&ev.lead_id, ev.ts) => {
+            Ok(Input::Event(ev))
+                if shard
+                    .erasures
+                    .blocks_event(&shard.leads, &ev.lead_id, ev.ts) =>
+            {
                 self.counts.erased += 1;
             }
             Ok(Input::Event(ev)) => self.apply_event(engine, &mut shard.leads, t, &ev),

@@ -167,7 +167,7 @@ pub fn rebuild_from_input(
             Some(*until),
             cancel,
             |m| match screen(cfg, m) {
-                Ok(Input::Event(ev)) if !erasures.blocks(&ev.lead_id, ev.ts) => {
+                Ok(Input::Event(ev)) if !erasures.blocks_event(&leads, &ev.lead_id, ev.ts) => {
                     engine.apply_to(&mut leads, &ev);
                 }
                 Ok(Input::Forget { lead_id, at }) => {
