@@ -83,6 +83,8 @@ pub struct Config {
     pub output_topic: String,
     /// Dead-letter topic.
     pub dlq_topic: String,
+    /// Sales verdicts topic (SPEC §2b); when set it is also the last of `input_topics`.
+    pub outcomes_topic: Option<String>,
     /// Rules file.
     pub rules: PathBuf,
     /// Local state directory.
@@ -327,6 +329,18 @@ pub const KEYS: &[Key] = &[
             Ok(())
         },
         show: |c| c.dlq_topic.clone(),
+    },
+    Key {
+        toml: "outcomes_topic",
+        env: "LEADSCORE_OUTCOMES_TOPIC",
+        alias: None,
+        default: "",
+        meaning: "sales verdicts (`lead-outcomes`, SPEC §2b), consumed beside the input topics and co-partitioned with them; unset: none",
+        set: |c, v| {
+            c.outcomes_topic = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+            Ok(())
+        },
+        show: |c| c.outcomes_topic.clone().unwrap_or_default(),
     },
     Key {
         toml: "rules",
@@ -630,6 +644,7 @@ impl Default for Config {
             input_topics: Vec::new(),
             output_topic: String::new(),
             dlq_topic: String::new(),
+            outcomes_topic: None,
             rules: PathBuf::new(),
             state_dir: PathBuf::new(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -703,6 +718,7 @@ impl Config {
         for (k, v) in env {
             cfg.apply_env(&k, &v)?;
         }
+        cfg.consume_outcomes_topic();
         cfg.validate()?;
         Ok(cfg)
     }
@@ -731,8 +747,24 @@ impl Config {
     pub fn from_toml(origin: &str, text: &str) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         cfg.apply_toml(origin, text)?;
+        cfg.consume_outcomes_topic();
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The outcomes topic is read like an input topic (same partitions, same positions and
+    /// checkpoints): it joins `input_topics`, last.
+    fn consume_outcomes_topic(&mut self) {
+        if let Some(t) = &self.outcomes_topic {
+            if !self.input_topics.contains(t) {
+                self.input_topics.push(t.clone());
+            }
+        }
+    }
+
+    /// Is `topic` the sales verdicts topic?
+    pub fn is_outcomes_topic(&self, topic: &str) -> bool {
+        self.outcomes_topic.as_deref() == Some(topic)
     }
 
     /// The settings of TOML text, each through its key's parser.

@@ -8,8 +8,11 @@ use crate::event::{Event, EventType, FieldValue};
 use crate::leads::LeadTable;
 use crate::output::{LeadScore, SalesReady, Signal};
 use crate::rules::{url_path, Rules};
-use crate::state::{event_id_hash, LeadState, ProfileField, CAP_WINDOW_DAYS};
+use crate::state::{
+    event_id_hash, LeadState, ProfileField, VerdictRecord, CAP_WINDOW_DAYS, MAX_VERDICTS,
+};
 use crate::time::{decay_factor, format_rfc3339, utc_day, Micros};
+use crate::verdict::{SalesOutcome, Verdict};
 
 /// How many rules `top_signals` lists at most.
 pub const TOP_SIGNALS: usize = 5;
@@ -23,18 +26,109 @@ pub enum Outcome {
     Bot,
     /// Event id among the lead's last 16 scored: ignored (SPEC §4, duplicates).
     Duplicate,
+    /// Scored and crossed the threshold, but the alert is withheld: sales rejected the lead
+    /// less than `suppress_after_rejection` ago (SPEC §4). The lead stays armed.
+    Withheld,
+}
+
+/// What one event did to a lead's score, before qualification.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// Scored: the score before and after the event.
+    Scored {
+        /// Score before.
+        before: f64,
+        /// Score after.
+        after: f64,
+    },
+    /// Bot activity: ignored.
+    Bot,
+    /// A duplicate: ignored.
+    Duplicate,
+}
+
+/// What a score move did at the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// No alert.
+    None,
+    /// An alert: the lead is disarmed.
+    Fired,
+    /// Would have fired, withheld by a rejection; the lead stays armed.
+    Withheld,
+}
+
+/// Qualification with hysteresis (SPEC §4): the one definition of when a lead's score move
+/// raises an alert. `backtest` runs one per threshold over the same scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gate {
+    /// Alert at or above this score.
+    pub sales_ready: f64,
+    /// Re-arm when the score is below this (before or after an event).
+    pub rearm_below: f64,
+    /// Alert only with at least this fit score.
+    pub min_fit: f64,
+}
+
+impl Gate {
+    /// The gate of a rules file.
+    pub fn of(rules: &Rules) -> Self {
+        Gate {
+            sales_ready: rules.sales_ready,
+            rearm_below: rules.rearm_below,
+            min_fit: rules.min_fit,
+        }
+    }
+
+    /// Moves `armed` for a score move from `before` to `after` with fit `fit`; `suppressed`
+    /// withholds a crossing without disarming.
+    #[inline]
+    pub fn cross(
+        &self,
+        armed: &mut bool,
+        before: f64,
+        after: f64,
+        fit: f64,
+        suppressed: bool,
+    ) -> Crossing {
+        if !*armed && (before < self.rearm_below || after < self.rearm_below) {
+            *armed = true;
+        }
+        if !(*armed && after >= self.sales_ready && fit >= self.min_fit) {
+            Crossing::None
+        } else if suppressed {
+            Crossing::Withheld
+        } else {
+            *armed = false;
+            Crossing::Fired
+        }
+    }
+}
+
+/// What applying a verdict did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerdictOutcome {
+    /// Kept in the lead's state; for a rejection, the top signal of the lead's last alert.
+    Recorded {
+        /// The rule a rejection is charged to, if the lead alerted before.
+        rejected_signal: Option<Box<str>>,
+    },
+    /// The same verdict (time, outcome, alert) is already kept: ignored.
+    Duplicate,
 }
 
 /// The scoring engine for one set of rules.
 #[derive(Debug, Clone)]
 pub struct Engine {
     rules: Arc<Rules>,
+    gate: Gate,
 }
 
 impl Engine {
     /// An engine for these rules.
     pub fn new(rules: Arc<Rules>) -> Self {
-        Engine { rules }
+        let gate = Gate::of(&rules);
+        Engine { rules, gate }
     }
 
     /// The rules in force.
@@ -44,10 +138,8 @@ impl Engine {
 
     /// Applies one event to its lead's state.
     pub fn apply(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
-        if self.rules.bot_filter.is_bot(ev) {
-            return Outcome::Bot;
-        }
-        self.score(st, ev)
+        let step = self.step(st, ev);
+        self.qualify(st, ev, step)
     }
 
     /// Applies one event to its lead in a table; a lead that only bots have touched gets no
@@ -56,21 +148,33 @@ impl Engine {
         if self.rules.bot_filter.is_bot(ev) {
             return Outcome::Bot;
         }
-        self.score(leads.get_or_insert(&ev.lead_id), ev)
+        let st = leads.get_or_insert(&ev.lead_id);
+        let step = self.update(st, ev);
+        self.qualify(st, ev, step)
+    }
+
+    /// Scores one event without qualifying: the score move that [`Gate::cross`] judges.
+    #[inline]
+    pub fn step(&self, st: &mut LeadState, ev: &Event<'_>) -> Step {
+        if self.rules.bot_filter.is_bot(ev) {
+            return Step::Bot;
+        }
+        self.update(st, ev)
     }
 
     /// SPEC §4 for an event that is not bot activity: duplicate check, lead clock, engagement
-    /// rules, profile and fit, qualification with hysteresis. The steps are `#[inline]`: this is
-    /// the per-event hot path (`cargo bench --bench engine`).
-    fn score(&self, st: &mut LeadState, ev: &Event<'_>) -> Outcome {
+    /// rules, profile and fit. The steps are `#[inline]`: this is the per-event hot path
+    /// (`cargo bench --bench engine`).
+    #[inline]
+    fn update(&self, st: &mut LeadState, ev: &Event<'_>) -> Step {
         let rules = &*self.rules;
         let id_hash = event_id_hash(&ev.event_id);
         if st.seen(id_hash) {
-            return Outcome::Duplicate;
+            return Step::Duplicate;
         }
         let clock = advance_clock(rules, st, ev.ts);
         st.clock = clock;
-        let s_pre = st.score();
+        let before = st.score();
         apply_engagement(rules, st, ev, clock);
         if ev.kind == EventType::FormConversion
             && !ev.fields.is_empty()
@@ -78,23 +182,65 @@ impl Engine {
         {
             st.fit = rules.fit_score(|f| st.profile_value(f));
         }
-        let s_post = st.score();
         st.remember(id_hash);
+        Step::Scored {
+            before,
+            after: st.score(),
+        }
+    }
 
-        // Qualification with hysteresis (SPEC §4, qualification).
-        if !st.armed && (s_pre < rules.rearm_below || s_post < rules.rearm_below) {
-            st.armed = true;
+    /// Qualification (SPEC §4): the gate of the rules, then the alert.
+    #[inline]
+    fn qualify(&self, st: &mut LeadState, ev: &Event<'_>, step: Step) -> Outcome {
+        let (before, after) = match step {
+            Step::Bot => return Outcome::Bot,
+            Step::Duplicate => return Outcome::Duplicate,
+            Step::Scored { before, after } => (before, after),
+        };
+        let suppressed = st.suppressed_at(st.clock);
+        match self
+            .gate
+            .cross(&mut st.armed, before, after, st.fit, suppressed)
+        {
+            Crossing::None => Outcome::Scored(None),
+            Crossing::Withheld => Outcome::Withheld,
+            Crossing::Fired => {
+                st.sequence += 1;
+                let sr = self.sales_ready(&ev.lead_id, st, &ev.event_id);
+                if let Some(top) = sr.top_signals.first() {
+                    st.feedback_mut().alert_signal = Some(top.rule.as_str().into());
+                }
+                Outcome::Scored(Some(Box::new(sr)))
+            }
         }
-        if st.armed && s_post >= rules.sales_ready && st.fit >= rules.min_fit {
-            st.armed = false;
-            st.sequence += 1;
-            return Outcome::Scored(Some(Box::new(self.sales_ready(
-                &ev.lead_id,
-                st,
-                &ev.event_id,
-            ))));
+    }
+
+    /// Keeps a sales verdict in the lead's state (SPEC §4, sales verdicts): the newest
+    /// [`MAX_VERDICTS`], an identical one once; a rejection starts the suppression period.
+    /// A verdict neither moves the lead clock nor changes the score.
+    pub fn apply_verdict(&self, st: &mut LeadState, v: &Verdict) -> VerdictOutcome {
+        let record = VerdictRecord::of(v);
+        let suppress = self.rules.suppress_after_rejection;
+        let f = st.feedback_mut();
+        if f.verdicts.contains(&record) {
+            return VerdictOutcome::Duplicate;
         }
-        Outcome::Scored(None)
+        if f.verdicts.len() == MAX_VERDICTS {
+            f.verdicts.remove(0);
+        }
+        f.verdicts.push(record);
+        if v.outcome != SalesOutcome::Rejected {
+            return VerdictOutcome::Recorded {
+                rejected_signal: None,
+            };
+        }
+        if let Some(period) = suppress {
+            let until = v.ts.saturating_add(period);
+            f.suppressed_until = Some(f.suppressed_until.map_or(until, |u| u.max(until)));
+        }
+        VerdictOutcome::Recorded {
+            rejected_signal: f.alert_signal.clone(),
+        }
     }
 
     fn sales_ready(&self, lead_id: &str, st: &LeadState, trigger: &str) -> SalesReady {

@@ -387,7 +387,7 @@ impl InvalidEvent {
 }
 
 /// Truncates user input quoted in an error message.
-fn preview(s: &str) -> String {
+pub(crate) fn preview(s: &str) -> String {
     const MAX: usize = 64;
     if s.len() <= MAX {
         s.to_string()
@@ -830,7 +830,7 @@ pub fn decode_protobuf_with(
     )
 }
 
-fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidEvent> {
+pub(crate) fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidEvent> {
     let n = s.chars().count();
     if n == 0 || n > max {
         return Err(InvalidEvent::Length {
@@ -843,7 +843,7 @@ fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidEven
     Ok(())
 }
 
-fn time_field(field: &'static str, s: &str) -> Result<Micros, InvalidEvent> {
+pub(crate) fn time_field(field: &'static str, s: &str) -> Result<Micros, InvalidEvent> {
     let t = parse_rfc3339(s).ok_or_else(|| InvalidEvent::BadTime {
         field,
         value: preview(s),

@@ -19,6 +19,7 @@ pub mod rules_file;
 pub mod service;
 pub mod state;
 pub mod time;
+pub mod verdict;
 pub mod train;
 
 /// Protobuf types generated from `proto/leadscore/v1/events.proto`.

@@ -4,8 +4,37 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Outcome};
-use crate::event::decode_json;
+use crate::event::{decode_json, Event, InvalidEvent, Limits};
 use crate::leads::LeadTable;
+use crate::verdict::{self, Verdict};
+
+/// One line of a replayed history: a lead event, or a sales verdict (SPEC §2b).
+#[derive(Debug)]
+pub enum Line<'a> {
+    /// A lead event.
+    Event(Event<'a>),
+    /// A sales verdict.
+    Verdict(Verdict),
+}
+
+/// Decodes a history line: an event, else a verdict (a line with `"outcome"` and no event
+/// `type`); the error is the event's unless the line reads as a verdict attempt.
+pub fn decode_line(line: &[u8]) -> Result<Line<'_>, InvalidEvent> {
+    match decode_json(line) {
+        Ok(ev) => Ok(Line::Event(ev)),
+        Err(e) => match verdict::decode_json(line, &Limits::default()) {
+            Ok(v) => Ok(Line::Verdict(v)),
+            Err(ve) if is_verdict_attempt(line) => Err(ve),
+            Err(_) => Err(e),
+        },
+    }
+}
+
+/// Does a line that is no valid event mean to be a verdict (`"outcome"` or its type)?
+fn is_verdict_attempt(line: &[u8]) -> bool {
+    let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+    has(b"\"outcome\"") || has(verdict::VERDICT_TYPE.as_bytes())
+}
 
 /// Counters printed at the end of a replay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,20 +53,26 @@ pub struct ReplayStats {
     pub leads: u64,
     /// `sales_ready` events emitted.
     pub qualifications: u64,
+    /// Crossings withheld after a sales rejection.
+    pub withheld: u64,
+    /// Sales verdict lines applied (SPEC §2b).
+    pub verdicts: u64,
 }
 
 impl std::fmt::Display for ReplayStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "read {}, scored {}, bot {}, duplicate {}, invalid {}, leads {}, qualifications {}",
+            "read {}, scored {}, bot {}, duplicate {}, invalid {}, leads {}, qualifications {}, withheld {}, verdicts {}",
             self.read,
             self.scored,
             self.bot,
             self.duplicate,
             self.invalid,
             self.leads,
-            self.qualifications
+            self.qualifications,
+            self.withheld,
+            self.verdicts
         )
     }
 }
@@ -68,8 +103,13 @@ pub fn replay(
             continue;
         }
         stats.read += 1;
-        let ev = match decode_json(&line) {
-            Ok(ev) => ev,
+        let ev = match decode_line(&line) {
+            Ok(Line::Event(ev)) => ev,
+            Ok(Line::Verdict(v)) => {
+                stats.verdicts += 1;
+                engine.apply_verdict(leads.get_or_insert(&v.lead_id), &v);
+                continue;
+            }
             Err(e) => {
                 stats.invalid += 1;
                 writeln!(diag, "line {line_no}: {e}")?;
@@ -84,6 +124,10 @@ pub fn replay(
                     out.write_all(sr.to_json().as_bytes())?;
                     out.write_all(b"\n")?;
                 }
+            }
+            Outcome::Withheld => {
+                stats.scored += 1;
+                stats.withheld += 1;
             }
             Outcome::Bot => stats.bot += 1,
             Outcome::Duplicate => stats.duplicate += 1,

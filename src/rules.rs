@@ -62,6 +62,8 @@ struct ThresholdToml {
     rearm_below: Option<f64>,
     #[serde(default)]
     min_fit: f64,
+    /// A lead sales rejected alerts again only after this long (humantime); none by default.
+    suppress_after_rejection: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -345,6 +347,8 @@ pub struct Rules {
     pub rearm_below: f64,
     /// Minimum fit to qualify.
     pub min_fit: f64,
+    /// After a `rejected` verdict, the lead's alerts are withheld this long (SPEC §4).
+    pub suppress_after_rejection: Option<Micros>,
     /// Bot filter.
     pub bot_filter: BotFilter,
     /// Engagement rules in file order.
@@ -370,6 +374,20 @@ impl Rules {
         let at = ErrorAt(name);
         let (raw, version) = read_toml(&at, bytes)?;
         let (rearm_below, min_fit) = check_threshold(&at, &raw.threshold)?;
+        let suppress_after_rejection = match &raw.threshold.suppress_after_rejection {
+            None => None,
+            Some(s) => parse_half_life(s)
+                .ok()
+                .flatten()
+                .map(Some)
+                .ok_or_else(|| {
+                    at.err(
+                        "[threshold] suppress_after_rejection",
+                        format!("`{s}` is not a positive duration"),
+                        "use a duration such as \"14d\", or remove the key",
+                    )
+                })?,
+        };
         let default_half_life = parse_half_life(&raw.decay.half_life)
             .map_err(|p| at.err("[decay] half_life", p, HALF_LIFE_FIX))?;
         let bot_filter = compile_bot_filter(&at, &raw.bot_filter)?;
@@ -391,6 +409,7 @@ impl Rules {
             sales_ready: raw.threshold.sales_ready,
             rearm_below,
             min_fit,
+            suppress_after_rejection,
             bot_filter,
             engagement: eng.rules,
             fit,

@@ -9,6 +9,12 @@
 //! u8 len | u8 head | len × 6-byte event-id hash                 dedup ring
 //! var n | n × (var len, field, var len, value, i64 ts)          profile (fit fields only)
 //! ```
+//! Version 2 (written only for a lead with sales feedback) appends; `ostr` = var (len + 1),
+//! 0 for none, then the bytes:
+//! ```text
+//! var n | n × (i64 ts, u8 outcome, ostr reason, ostr sales_ready_event_id)   verdicts
+//! u8 has_suppression | [i64 suppressed_until] | ostr alert_signal
+//! ```
 //! Rules are referenced by a stable 32-bit key of their name, so state survives a rules reload
 //! that reorders rules. Accumulators of rules that no longer exist are dropped on decode.
 
@@ -16,6 +22,7 @@ use smallvec::SmallVec;
 
 use crate::rules::Rules;
 use crate::time::Micros;
+use crate::verdict::{SalesOutcome, Verdict};
 
 /// How many recent scored event ids a lead remembers for deduplication (SPEC §4, duplicates).
 pub const DEDUP_WINDOW: usize = 16;
@@ -24,6 +31,9 @@ pub const DEDUP_WINDOW: usize = 16;
 pub const CAP_WINDOW_DAYS: i32 = 7;
 const ID_HASH_MASK: u64 = (1 << 48) - 1;
 const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION_FEEDBACK: u8 = 2;
+/// How many sales verdicts a lead keeps (the newest).
+pub const MAX_VERDICTS: usize = 8;
 const NO_CLOCK: Micros = i64::MIN;
 
 /// One rule's accumulated, decayed contribution at the lead clock.
@@ -57,6 +67,43 @@ pub struct ProfileField {
     pub ts: Micros,
 }
 
+/// One sales verdict as a lead's state keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictRecord {
+    /// When sales decided.
+    pub ts: Micros,
+    /// The decision.
+    pub outcome: SalesOutcome,
+    /// Free text from sales.
+    pub reason: Option<Box<str>>,
+    /// The alert it answers, when given.
+    pub sales_ready_event_id: Option<Box<str>>,
+}
+
+impl VerdictRecord {
+    /// The record of a verdict.
+    pub fn of(v: &Verdict) -> Self {
+        VerdictRecord {
+            ts: v.ts,
+            outcome: v.outcome,
+            reason: v.reason.as_deref().map(Into::into),
+            sales_ready_event_id: v.sales_ready_event_id.as_deref().map(Into::into),
+        }
+    }
+}
+
+/// What sales said about a lead and what its last alert rested on. Boxed in [`LeadState`]:
+/// most leads never get any, and they pay one pointer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalesFeedback {
+    /// The newest [`MAX_VERDICTS`] verdicts, oldest first.
+    pub verdicts: Vec<VerdictRecord>,
+    /// Alerts are withheld while the lead clock is before this (after a rejection).
+    pub suppressed_until: Option<Micros>,
+    /// The top signal of the lead's last alert (what a rejection is charged to).
+    pub alert_signal: Option<Box<str>>,
+}
+
 /// Everything the engine remembers about one lead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeadState {
@@ -71,6 +118,7 @@ pub struct LeadState {
     recent_len: u8,
     recent_head: u8,
     pub(crate) profile: Vec<ProfileField>,
+    pub(crate) feedback: Option<Box<SalesFeedback>>,
 }
 
 impl Default for LeadState {
@@ -86,6 +134,7 @@ impl Default for LeadState {
             recent_len: 0,
             recent_head: 0,
             profile: Vec::new(),
+            feedback: None,
         }
     }
 }
@@ -140,6 +189,25 @@ impl LeadState {
     /// Profile fields the rules read.
     pub fn profile(&self) -> &[ProfileField] {
         &self.profile
+    }
+
+    /// Sales verdicts and suppression, if sales ever said anything.
+    pub fn feedback(&self) -> Option<&SalesFeedback> {
+        self.feedback.as_deref()
+    }
+
+    /// The feedback record, created when missing.
+    pub(crate) fn feedback_mut(&mut self) -> &mut SalesFeedback {
+        self.feedback.get_or_insert_with(Box::default)
+    }
+
+    /// Are alerts withheld at lead-clock time `t`?
+    #[inline]
+    pub fn suppressed_at(&self, t: Micros) -> bool {
+        self.feedback
+            .as_ref()
+            .and_then(|f| f.suppressed_until)
+            .is_some_and(|until| t < until)
     }
 
     /// The current value of a profile field.
@@ -223,11 +291,18 @@ impl LeadState {
                 .iter()
                 .map(|p| p.field.len() + p.value.len())
                 .sum::<usize>()
+            + self.feedback.as_ref().map_or(0, |f| {
+                std::mem::size_of::<SalesFeedback>()
+                    + f.verdicts.capacity() * std::mem::size_of::<VerdictRecord>()
+            })
     }
 
     /// Serializes the state (format v1, see module docs).
     pub fn encode(&self, rules: &Rules, out: &mut Vec<u8>) {
-        out.push(FORMAT_VERSION);
+        out.push(match self.feedback {
+            None => FORMAT_VERSION,
+            Some(_) => FORMAT_VERSION_FEEDBACK,
+        });
         out.extend_from_slice(&self.clock.to_le_bytes());
         out.push(self.armed as u8);
         put_var(out, self.sequence as u64);
@@ -256,6 +331,9 @@ impl LeadState {
             out.extend_from_slice(p.value.as_bytes());
             out.extend_from_slice(&p.ts.to_le_bytes());
         }
+        if let Some(f) = &self.feedback {
+            encode_feedback(f, out);
+        }
     }
 
     /// Serializes into a new buffer.
@@ -270,7 +348,7 @@ impl LeadState {
     pub fn decode(rules: &Rules, bytes: &[u8]) -> Result<LeadState, StateDecodeError> {
         let mut r = Reader { b: bytes, pos: 0 };
         let version = r.u8()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_FEEDBACK {
             return Err(StateDecodeError(format!(
                 "unsupported state format version {version} (this build reads {FORMAT_VERSION})"
             )));
@@ -321,6 +399,9 @@ impl LeadState {
                 ts,
             });
         }
+        if version == FORMAT_VERSION_FEEDBACK {
+            st.feedback = Some(Box::new(decode_feedback(&mut r)?));
+        }
         if r.pos != bytes.len() {
             return Err(StateDecodeError(format!(
                 "{} trailing bytes",
@@ -332,6 +413,57 @@ impl LeadState {
         st.fit = fit;
         Ok(st)
     }
+}
+
+fn encode_feedback(f: &SalesFeedback, out: &mut Vec<u8>) {
+    let put_ostr = |out: &mut Vec<u8>, s: &Option<Box<str>>| match s {
+        None => put_var(out, 0),
+        Some(s) => {
+            put_var(out, s.len() as u64 + 1);
+            out.extend_from_slice(s.as_bytes());
+        }
+    };
+    put_var(out, f.verdicts.len() as u64);
+    for v in &f.verdicts {
+        out.extend_from_slice(&v.ts.to_le_bytes());
+        out.push(v.outcome.code());
+        put_ostr(out, &v.reason);
+        put_ostr(out, &v.sales_ready_event_id);
+    }
+    match f.suppressed_until {
+        None => out.push(0),
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+    put_ostr(out, &f.alert_signal);
+}
+
+fn decode_feedback(r: &mut Reader<'_>) -> Result<SalesFeedback, StateDecodeError> {
+    let mut f = SalesFeedback::default();
+    let n = r.var()? as usize;
+    if n > MAX_VERDICTS {
+        return Err(StateDecodeError(format!("{n} verdicts (at most {MAX_VERDICTS})")));
+    }
+    for _ in 0..n {
+        let ts = r.i64()?;
+        let code = r.u8()?;
+        let outcome = SalesOutcome::from_code(code)
+            .ok_or_else(|| StateDecodeError(format!("unknown verdict code {code}")))?;
+        f.verdicts.push(VerdictRecord {
+            ts,
+            outcome,
+            reason: r.opt_string()?.map(Into::into),
+            sales_ready_event_id: r.opt_string()?.map(Into::into),
+        });
+    }
+    f.suppressed_until = match r.u8()? {
+        0 => None,
+        _ => Some(r.i64()?),
+    };
+    f.alert_signal = r.opt_string()?.map(Into::into);
+    Ok(f)
 }
 
 /// Persisted state that cannot be read.
@@ -401,8 +533,18 @@ impl<'a> Reader<'a> {
     }
     fn string(&mut self) -> Result<String, StateDecodeError> {
         let n = self.var()? as usize;
+        self.utf8(n)
+    }
+    fn utf8(&mut self, n: usize) -> Result<String, StateDecodeError> {
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| StateDecodeError("profile not UTF-8".into()))
+        String::from_utf8(b.to_vec()).map_err(|_| StateDecodeError("text not UTF-8".into()))
+    }
+    /// `var (len + 1)` then the bytes; 0 = none.
+    fn opt_string(&mut self) -> Result<Option<String>, StateDecodeError> {
+        match self.var()? {
+            0 => Ok(None),
+            n => self.utf8(n as usize - 1).map(Some),
+        }
     }
 }
 

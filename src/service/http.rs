@@ -22,6 +22,7 @@ use tower::ServiceBuilder;
 
 use crate::output::Signal;
 use crate::service::shared::Shared;
+use crate::state::LeadState;
 use crate::time::{format_rfc3339, now_micros};
 
 /// The pipeline loop turns at least every ~100 ms; this long without a turn is unhealthy.
@@ -166,6 +167,40 @@ pub struct LeadView {
     top_signals: Vec<Signal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     conversion_probability: Option<f64>,
+    /// Sales verdicts, oldest first (SPEC §2b); absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    verdicts: Vec<VerdictView>,
+    /// Alerts are withheld until then (after a rejection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed_until: Option<String>,
+}
+
+/// One sales verdict in the lead view.
+#[derive(Debug, Serialize)]
+pub struct VerdictView {
+    ts: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_ready_event_id: Option<String>,
+}
+
+fn verdict_views(st: &LeadState) -> (Vec<VerdictView>, Option<String>) {
+    let Some(f) = st.feedback() else {
+        return (Vec::new(), None);
+    };
+    let views = f
+        .verdicts
+        .iter()
+        .map(|v| VerdictView {
+            ts: format_rfc3339(v.ts),
+            outcome: v.outcome.as_str(),
+            reason: v.reason.as_deref().map(String::from),
+            sales_ready_event_id: v.sales_ready_event_id.as_deref().map(String::from),
+        })
+        .collect();
+    (views, f.suppressed_until.map(format_rfc3339))
 }
 
 async fn lead(State(s): State<AppState>, Path(lead_id): Path<String>) -> Response {
@@ -194,7 +229,7 @@ fn lead_view(
 ) -> Response {
     let engine = s.shared.engine();
     let found = shards.values().find_map(|s| s.leads.get(&lead_id));
-    match found.filter(|st| st.clock().is_some()) {
+    match found.filter(|st| st.clock().is_some() || st.feedback().is_some()) {
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({
@@ -206,7 +241,10 @@ fn lead_view(
         Some(st) => {
             let now = now_micros();
             let score = engine.lead_score(&lead_id, st);
+            let (verdicts, suppressed_until) = verdict_views(st);
             let view = LeadView {
+                verdicts,
+                suppressed_until,
                 score_now: st.fit() + engine.engagement_at(st, now),
                 armed: st.armed(),
                 sequence: st.sequence(),

@@ -147,6 +147,40 @@ pub const ERASURES_TOTAL: Metric = Metric {
     zero: Some(&[&[]]),
 };
 
+/// `leadscore_alerts_withheld_total`: crossings withheld because sales rejected the lead
+/// less than `suppress_after_rejection` ago.
+pub const ALERTS_WITHHELD_TOTAL: Metric = Metric {
+    name: "leadscore_alerts_withheld_total",
+    kind: Kind::Counter,
+    unit: None,
+    help: "Threshold crossings withheld because sales rejected the lead recently",
+    zero: Some(&[&[]]),
+};
+
+/// `leadscore_sales_outcomes_total`: sales verdicts applied, by outcome.
+pub const SALES_OUTCOMES_TOTAL: Metric = Metric {
+    name: "leadscore_sales_outcomes_total",
+    kind: Kind::Counter,
+    unit: None,
+    help: "Sales verdicts applied from the outcomes topic, by outcome (accepted, rejected, won, lost)",
+    zero: Some(&[
+        &[("outcome", "accepted")],
+        &[("outcome", "rejected")],
+        &[("outcome", "won")],
+        &[("outcome", "lost")],
+    ]),
+};
+
+/// `leadscore_rejections_by_signal_total`: rejections by the top signal of the rejected
+/// lead's last alert.
+pub const REJECTIONS_BY_SIGNAL_TOTAL: Metric = Metric {
+    name: "leadscore_rejections_by_signal_total",
+    kind: Kind::Counter,
+    unit: None,
+    help: "Sales rejections by the rule that was the top signal of the lead's last alert",
+    zero: None,
+};
+
 /// `leadscore_erased_events_total`: events refused because their lead was erased.
 pub const ERASED_EVENTS_TOTAL: Metric = Metric {
     name: "leadscore_erased_events_total",
@@ -391,12 +425,15 @@ pub const BATCH_PROCESSING_SECONDS: Metric = Metric {
 };
 
 /// Every metric, in the order docs/OPERATIONS.md lists them.
-pub const ALL: [&Metric; 33] = [
+pub const ALL: [&Metric; 36] = [
     &EVENTS_TOTAL,
     &INVALID_TOTAL,
     &BOT_TOTAL,
     &DUPLICATE_TOTAL,
     &SALES_READY_TOTAL,
+    &ALERTS_WITHHELD_TOTAL,
+    &SALES_OUTCOMES_TOTAL,
+    &REJECTIONS_BY_SIGNAL_TOTAL,
     &ERASURES_TOTAL,
     &ERASED_EVENTS_TOTAL,
     &ERASURES_EXPIRED_TOTAL,
@@ -444,6 +481,12 @@ pub struct BatchCounts {
     pub erasures: u64,
     /// Events refused because their lead was erased.
     pub erased: u64,
+    /// Crossings withheld after a rejection.
+    pub withheld: u64,
+    /// Verdicts applied, by outcome.
+    pub verdicts: BTreeMap<&'static str, u64>,
+    /// Rejections by the rule charged with them.
+    pub rejections: BTreeMap<Box<str>, u64>,
 }
 
 impl BatchCounts {
@@ -470,6 +513,15 @@ impl BatchCounts {
         }
         if self.erased > 0 {
             counter!(ERASED_EVENTS_TOTAL.name).increment(std::mem::take(&mut self.erased));
+        }
+        if self.withheld > 0 {
+            counter!(ALERTS_WITHHELD_TOTAL.name).increment(std::mem::take(&mut self.withheld));
+        }
+        for (outcome, n) in std::mem::take(&mut self.verdicts) {
+            counter!(SALES_OUTCOMES_TOTAL.name, "outcome" => outcome).increment(n);
+        }
+        for (rule, n) in std::mem::take(&mut self.rejections) {
+            counter!(REJECTIONS_BY_SIGNAL_TOTAL.name, "rule" => rule.to_string()).increment(n);
         }
     }
 }

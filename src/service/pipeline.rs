@@ -19,7 +19,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Guarantee};
-use crate::engine::{Engine, Outcome};
+use crate::engine::{Engine, Outcome, VerdictOutcome};
 use crate::event::{Event, InvalidEvent};
 use crate::leads::LeadTable;
 use crate::service::assignment::Restoring;
@@ -34,6 +34,7 @@ use crate::service::shared::Shared;
 use crate::service::upkeep::{reload_rules, sweep, Retention};
 use crate::service::{changelog, topics};
 use crate::time::now_micros;
+use crate::verdict::Verdict;
 
 /// Most messages handled per poll batch.
 const MAX_BATCH: usize = 2048;
@@ -183,6 +184,10 @@ impl Pipeline {
                 self.counts.erased += 1;
             }
             Ok(Input::Event(ev)) => self.apply_event(engine, &mut shard.leads, t, &ev),
+            Ok(Input::Verdict(v)) if shard.erasures.blocks_event(&shard.leads, &v.lead_id, v.ts) => {
+                self.counts.erased += 1;
+            }
+            Ok(Input::Verdict(v)) => self.apply_verdict(engine, &mut shard.leads, &v),
         }
     }
 
@@ -223,8 +228,21 @@ impl Pipeline {
                 );
             }
             Outcome::Scored(None) => {}
+            Outcome::Withheld => self.counts.withheld += 1,
             Outcome::Bot => self.counts.bot += 1,
             Outcome::Duplicate => self.counts.duplicate += 1,
+        }
+    }
+
+    fn apply_verdict(&mut self, engine: &Engine, leads: &mut LeadTable, v: &Verdict) {
+        match engine.apply_verdict(leads.get_or_insert(&v.lead_id), v) {
+            VerdictOutcome::Duplicate => self.counts.duplicate += 1,
+            VerdictOutcome::Recorded { rejected_signal } => {
+                *self.counts.verdicts.entry(v.outcome.as_str()).or_default() += 1;
+                if let Some(rule) = rejected_signal {
+                    *self.counts.rejections.entry(rule).or_default() += 1;
+                }
+            }
         }
     }
 

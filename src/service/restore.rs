@@ -170,6 +170,9 @@ pub fn rebuild_from_input(
                 Ok(Input::Event(ev)) if !erasures.blocks_event(&leads, &ev.lead_id, ev.ts) => {
                     engine.apply_to(&mut leads, &ev);
                 }
+                Ok(Input::Verdict(v)) if !erasures.blocks_event(&leads, &v.lead_id, v.ts) => {
+                    engine.apply_verdict(leads.get_or_insert(&v.lead_id), &v);
+                }
                 Ok(Input::Forget { lead_id, at }) => {
                     erasures.forget(&mut leads, lead_id, at);
                 }

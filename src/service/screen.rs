@@ -13,12 +13,15 @@ use crate::event::{
 };
 use crate::kafka::for_each_header;
 use crate::time::{now_micros, Micros};
+use crate::verdict::{self, Verdict};
 
 /// What an input message holds.
 #[derive(Debug)]
 pub enum Input<'m> {
     /// An event to score.
     Event(Event<'m>),
+    /// A sales verdict (from the outcomes topic).
+    Verdict(Verdict),
     /// Forget the lead named by the message key, as of the message's time.
     Forget {
         /// The lead.
@@ -40,6 +43,9 @@ pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Input<'m
     )?;
     if let Some(value) = seen.command {
         return command(msg, value);
+    }
+    if cfg.is_outcomes_topic(msg.topic()) {
+        return verdict_of(cfg, msg, payload, seen.structured_cloudevent);
     }
     if seen.structured_cloudevent {
         let data = cloudevent_data(payload)?;
@@ -63,6 +69,27 @@ fn timely<'m>(
         cfg.max_event_age.map(|a| a.as_micros() as Micros),
     )?;
     Ok(Input::Event(ev))
+}
+
+/// A sales verdict, under the same time window as events.
+fn verdict_of<'m>(
+    cfg: &Config,
+    msg: &BorrowedMessage<'_>,
+    payload: &[u8],
+    structured_cloudevent: bool,
+) -> Result<Input<'m>, InvalidEvent> {
+    let v = if structured_cloudevent {
+        verdict::decode(&cloudevent_data(payload)?, msg.key(), &cfg.limits)?
+    } else {
+        verdict::decode(payload, msg.key(), &cfg.limits)?
+    };
+    check_time(
+        v.ts,
+        reference_time(msg),
+        cfg.max_clock_skew.as_micros() as Micros,
+        cfg.max_event_age.map(|a| a.as_micros() as Micros),
+    )?;
+    Ok(Input::Verdict(v))
 }
 
 /// A control message: `forget`, keyed by the lead id.
