@@ -634,17 +634,70 @@ pub fn write_ndjson(records: &[GenRecord], mut out: impl Write) -> std::io::Resu
     out.flush()
 }
 
-/// Writes outcomes as CSV: `lead_id,converted,converted_at`.
-pub fn write_outcomes(outcomes: &[LeadOutcome], mut out: impl Write) -> std::io::Result<()> {
-    writeln!(out, "lead_id,converted,converted_at")?;
-    for o in outcomes {
-        writeln!(
-            out,
-            "{},{},{}",
-            o.lead_id,
-            o.converted as u8,
-            o.converted_at.map(format_rfc3339).unwrap_or_default()
-        )?;
+const REJECT_REASONS: [&str; 5] = [
+    "no budget",
+    "wrong persona",
+    "student",
+    "competitor",
+    "bad timing",
+];
+const LOSS_REASONS: [&str; 3] = ["no decision", "chose a competitor", "price"];
+
+/// Sales verdicts for every generated lead (SPEC §2b), sorted by time: a converter is
+/// `accepted`, then `won` at its conversion; any other lead is `rejected` soon after its last
+/// activity (more likely with low intent) or `accepted` and later `lost`. Every lead ends
+/// with a final verdict, so [`crate::verdict::final_outcomes`] of the stream equals
+/// [`Generated::outcomes`]. Drawn from its own seed: the event stream does not change.
+pub fn verdicts(g: &Generated, seed: u64) -> Vec<crate::verdict::Verdict> {
+    use crate::verdict::{SalesOutcome, Verdict};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a1e_5e_ed);
+    let mut last: std::collections::HashMap<&str, Micros> = Default::default();
+    for r in &g.records {
+        if let Some(ev) = &r.event {
+            let t = last.entry(r.lead_id.as_str()).or_insert(ev.ts);
+            *t = (*t).max(ev.ts);
+        }
     }
-    out.flush()
+    let mut out = Vec::with_capacity(g.outcomes.len() * 2);
+    for o in &g.outcomes {
+        let base = last.get(o.lead_id.as_str()).copied().unwrap_or(0);
+        let v = |ts: Micros, outcome, reason: Option<&str>| Verdict {
+            lead_id: o.lead_id.clone(),
+            ts,
+            outcome,
+            reason: reason.map(String::from),
+            sales_ready_event_id: None,
+        };
+        match o.converted_at {
+            Some(won_at) => {
+                let accepted_at = base + ((won_at - base) as f64 * rng.random_range(0.1..0.6)) as Micros;
+                out.push(v(accepted_at, SalesOutcome::Accepted, None));
+                out.push(v(won_at, SalesOutcome::Won, None));
+            }
+            None if rng.random::<f64>() < if o.intent < 0.0 { 0.6 } else { 0.3 } => {
+                let at = base + rng.random_range(HOUR..3 * DAY);
+                let reason = REJECT_REASONS[rng.random_range(0..REJECT_REASONS.len())];
+                out.push(v(at, SalesOutcome::Rejected, Some(reason)));
+            }
+            None => {
+                let accepted_at = base + rng.random_range(HOUR..2 * DAY);
+                let lost_at = accepted_at + rng.random_range(3 * DAY..20 * DAY);
+                let reason = LOSS_REASONS[rng.random_range(0..LOSS_REASONS.len())];
+                out.push(v(accepted_at, SalesOutcome::Accepted, None));
+                out.push(v(lost_at, SalesOutcome::Lost, Some(reason)));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.lead_id.cmp(&b.lead_id)));
+    out
+}
+
+/// Writes outcomes as CSV: `lead_id,converted,converted_at`.
+pub fn write_outcomes(outcomes: &[LeadOutcome], out: impl Write) -> std::io::Result<()> {
+    crate::train::data::write_outcomes(
+        outcomes
+            .iter()
+            .map(|o| (o.lead_id.as_str(), o.converted, o.converted_at)),
+        out,
+    )
 }

@@ -3,6 +3,7 @@
 //! The functional core ([`event`], [`rules`], [`engine`], [`state`], [`output`]) is pure and
 //! deterministic; [`replay`] and the Kafka service are shells around it.
 
+pub mod backtest;
 pub mod config;
 pub mod engine;
 pub mod erasure;

@@ -15,6 +15,8 @@ use leadscore::gen::{self, GenConfig};
 use leadscore::replay;
 use leadscore::time::parse_rfc3339;
 
+mod cli;
+
 /// Real-time, explainable lead scoring on a Kafka event stream.
 #[derive(Parser)]
 #[command(name = "leadscore", version, about)]
@@ -38,6 +40,12 @@ enum Command {
     Watch(WatchArgs),
     /// Learn the points of a rules file from who became a customer (predictive scoring).
     Train(Box<TrainArgs>),
+    /// What-if on history: alerts, precision, recall and lead time of rules files and
+    /// thresholds, with the exact streaming semantics, in one pass (docs/TUNING.md).
+    Backtest(Box<cli::backtest::BacktestArgs>),
+    /// Sales verdicts topic tools.
+    #[command(subcommand)]
+    Outcomes(cli::outcomes::OutcomesCommand),
     /// Erase one lead's data: publishes a `forget` command that the owning instance applies
     /// (state, changelog and store; docs/SPEC.md §7).
     Forget(ForgetArgs),
@@ -236,6 +244,12 @@ struct GenArgs {
     /// Also write the outcomes CSV (`lead_id,converted,converted_at`).
     #[arg(long)]
     outcomes: Option<PathBuf>,
+    /// Also write the sales verdicts (SPEC §2b) for every lead as NDJSON, sorted by time.
+    #[arg(long)]
+    outcome_events: Option<PathBuf>,
+    /// Also produce the sales verdicts to this Kafka topic (key = lead_id).
+    #[arg(long)]
+    outcomes_topic: Option<String>,
     /// Produce to this Kafka topic (key = lead_id) instead of writing NDJSON.
     #[arg(long)]
     topic: Option<String>,
@@ -280,6 +294,8 @@ fn main() -> ExitCode {
         Command::Watch(a) => cmd_watch(a),
         Command::Train(a) => cmd_train(*a),
         Command::Forget(a) => cmd_forget(a),
+        Command::Backtest(a) => cli::backtest::run(*a),
+        Command::Outcomes(cli::outcomes::OutcomesCommand::Export(a)) => cli::outcomes::export(a),
     };
     match result {
         Ok(code) => code,
@@ -457,7 +473,38 @@ fn cmd_gen(a: GenArgs) -> Result<ExitCode> {
         Some(topic) => produce_generated(&a, topic, &g, started)?,
         None => write_generated(&a, &g, started)?,
     }
+    if a.outcome_events.is_some() || a.outcomes_topic.is_some() {
+        generated_verdicts(&a, &g)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes and/or produces the generated sales verdicts.
+fn generated_verdicts(a: &GenArgs, g: &gen::Generated) -> Result<()> {
+    let verdicts = gen::verdicts(g, a.seed);
+    if let Some(p) = &a.outcome_events {
+        let mut out = create(p)?;
+        for v in &verdicts {
+            writeln!(out, "{}", v.to_json())?;
+        }
+        out.flush()?;
+        eprintln!("gen: {} sales verdicts in {}", verdicts.len(), p.display());
+    }
+    if let Some(topic) = &a.outcomes_topic {
+        let records = verdicts
+            .iter()
+            .map(|v| (v.lead_id.clone(), v.to_json().into_bytes()));
+        let (sent, _) = leadscore::kafka::produce_all(
+            &a.brokers,
+            &Default::default(),
+            topic,
+            records,
+            None,
+            |n| eprintln!("gen: {n}/{} verdicts sent", verdicts.len()),
+        )?;
+        eprintln!("gen: {sent} sales verdicts acknowledged on {topic}");
+    }
+    Ok(())
 }
 
 /// Checks the generator arguments.

@@ -218,6 +218,33 @@ fn validate(raw: VerdictJson, limits: &Limits) -> Result<Verdict, InvalidEvent> 
     })
 }
 
+/// What a lead's verdicts say for `train` and `backtest`: converted at its first `won`; not
+/// converted when it has a `lost` or `rejected` and no `won`; still open (left out) with
+/// `accepted` alone, unless `open_as_lost`. Sorted by lead id.
+pub fn final_outcomes<'a>(
+    verdicts: impl IntoIterator<Item = &'a Verdict>,
+    open_as_lost: bool,
+) -> std::collections::BTreeMap<String, (bool, Option<Micros>)> {
+    let mut by_lead: std::collections::BTreeMap<String, (Option<Micros>, bool)> =
+        Default::default();
+    for v in verdicts {
+        let (won_at, closed) = by_lead.entry(v.lead_id.clone()).or_default();
+        match v.outcome {
+            SalesOutcome::Won => *won_at = Some(won_at.map_or(v.ts, |t| t.min(v.ts))),
+            SalesOutcome::Lost | SalesOutcome::Rejected => *closed = true,
+            SalesOutcome::Accepted => {}
+        }
+    }
+    by_lead
+        .into_iter()
+        .filter_map(|(id, (won_at, closed))| match won_at {
+            Some(t) => Some((id, (true, Some(t)))),
+            None if closed || open_as_lost => Some((id, (false, None))),
+            None => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +259,38 @@ mod tests {
         assert_eq!(decode(&pb, None, &Limits::default()).unwrap(), v);
         let again = decode_json(v.to_json().as_bytes(), &Limits::default()).unwrap();
         assert_eq!(again, v);
+    }
+
+    #[test]
+    fn final_outcomes_follow_won_then_closed_then_open() {
+        let v = |id: &str, day: i64, o: SalesOutcome| Verdict {
+            lead_id: id.into(),
+            ts: 1_790_000_000_000_000 + day * 86_400_000_000,
+            outcome: o,
+            reason: None,
+            sales_ready_event_id: None,
+        };
+        use SalesOutcome::*;
+        let all = [
+            v("b", 1, Accepted),
+            v("b", 9, Won),
+            v("b", 5, Won),
+            v("a", 2, Rejected),
+            v("c", 3, Accepted),
+            v("d", 4, Accepted),
+            v("d", 8, Lost),
+        ];
+        let out = final_outcomes(&all, false);
+        let rows: Vec<_> = out.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("a", (false, None)),
+                ("b", (true, Some(all[2].ts))),
+                ("d", (false, None)),
+            ]
+        );
+        assert_eq!(final_outcomes(&all, true).get("c"), Some(&(false, None)));
     }
 
     #[test]

@@ -125,6 +125,20 @@ pub fn read_outcomes(path: &Path) -> Result<Outcomes> {
     Ok(out)
 }
 
+/// Writes `lead_id,converted,converted_at` (the header, then a row per lead) — what
+/// [`read_outcomes`] reads.
+pub fn write_outcomes<'a>(
+    rows: impl IntoIterator<Item = (&'a str, bool, Option<Micros>)>,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(out, "lead_id,converted,converted_at")?;
+    for (id, converted, at) in rows {
+        let at = at.map(crate::time::format_rfc3339).unwrap_or_default();
+        writeln!(out, "{id},{},{at}", converted as u8)?;
+    }
+    out.flush()
+}
+
 /// An NDJSON event history held in memory (events borrow from it).
 pub struct History {
     text: String,
