@@ -644,23 +644,24 @@ const REJECT_REASONS: [&str; 5] = [
 const LOSS_REASONS: [&str; 3] = ["no decision", "chose a competitor", "price"];
 
 /// Sales verdicts for every generated lead (SPEC §2b), sorted by time: a converter is
-/// `accepted`, then `won` at its conversion; any other lead is `rejected` soon after its last
-/// activity (more likely with low intent) or `accepted` and later `lost`. Every lead ends
+/// `accepted`, then `won` at its conversion; any other lead is `rejected` (more likely with
+/// low intent) part-way through its activity, so some come back after it, or `accepted`
+/// after its last activity and later `lost`. Every lead ends
 /// with a final verdict, so [`crate::verdict::final_outcomes`] of the stream equals
 /// [`Generated::outcomes`]. Drawn from its own seed: the event stream does not change.
 pub fn verdicts(g: &Generated, seed: u64) -> Vec<crate::verdict::Verdict> {
     use crate::verdict::{SalesOutcome, Verdict};
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a1e_5e_ed);
-    let mut last: std::collections::HashMap<&str, Micros> = Default::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a1e_5eed);
+    let mut span: std::collections::HashMap<&str, (Micros, Micros)> = Default::default();
     for r in &g.records {
         if let Some(ev) = &r.event {
-            let t = last.entry(r.lead_id.as_str()).or_insert(ev.ts);
-            *t = (*t).max(ev.ts);
+            let (a, b) = span.entry(r.lead_id.as_str()).or_insert((ev.ts, ev.ts));
+            (*a, *b) = ((*a).min(ev.ts), (*b).max(ev.ts));
         }
     }
     let mut out = Vec::with_capacity(g.outcomes.len() * 2);
     for o in &g.outcomes {
-        let base = last.get(o.lead_id.as_str()).copied().unwrap_or(0);
+        let (first, base) = span.get(o.lead_id.as_str()).copied().unwrap_or((0, 0));
         let v = |ts: Micros, outcome, reason: Option<&str>| Verdict {
             lead_id: o.lead_id.clone(),
             ts,
@@ -670,12 +671,14 @@ pub fn verdicts(g: &Generated, seed: u64) -> Vec<crate::verdict::Verdict> {
         };
         match o.converted_at {
             Some(won_at) => {
-                let accepted_at = base + ((won_at - base) as f64 * rng.random_range(0.1..0.6)) as Micros;
+                let accepted_at =
+                    base + ((won_at - base) as f64 * rng.random_range(0.1..0.6)) as Micros;
                 out.push(v(accepted_at, SalesOutcome::Accepted, None));
                 out.push(v(won_at, SalesOutcome::Won, None));
             }
             None if rng.random::<f64>() < if o.intent < 0.0 { 0.6 } else { 0.3 } => {
-                let at = base + rng.random_range(HOUR..3 * DAY);
+                let at =
+                    first + ((base - first) as f64 * rng.random_range(0.2..1.0)) as Micros + HOUR;
                 let reason = REJECT_REASONS[rng.random_range(0..REJECT_REASONS.len())];
                 out.push(v(at, SalesOutcome::Rejected, Some(reason)));
             }

@@ -20,8 +20,8 @@ pub mod rules_file;
 pub mod service;
 pub mod state;
 pub mod time;
-pub mod verdict;
 pub mod train;
+pub mod verdict;
 
 /// Protobuf types generated from `proto/leadscore/v1/events.proto`.
 #[allow(missing_docs, clippy::all)]

@@ -376,17 +376,13 @@ impl Rules {
         let (rearm_below, min_fit) = check_threshold(&at, &raw.threshold)?;
         let suppress_after_rejection = match &raw.threshold.suppress_after_rejection {
             None => None,
-            Some(s) => parse_half_life(s)
-                .ok()
-                .flatten()
-                .map(Some)
-                .ok_or_else(|| {
-                    at.err(
-                        "[threshold] suppress_after_rejection",
-                        format!("`{s}` is not a positive duration"),
-                        "use a duration such as \"14d\", or remove the key",
-                    )
-                })?,
+            Some(s) => parse_half_life(s).ok().flatten().map(Some).ok_or_else(|| {
+                at.err(
+                    "[threshold] suppress_after_rejection",
+                    format!("`{s}` is not a positive duration"),
+                    "use a duration such as \"14d\", or remove the key",
+                )
+            })?,
         };
         let default_half_life = parse_half_life(&raw.decay.half_life)
             .map_err(|p| at.err("[decay] half_life", p, HALF_LIFE_FIX))?;

@@ -444,7 +444,9 @@ fn decode_feedback(r: &mut Reader<'_>) -> Result<SalesFeedback, StateDecodeError
     let mut f = SalesFeedback::default();
     let n = r.var()? as usize;
     if n > MAX_VERDICTS {
-        return Err(StateDecodeError(format!("{n} verdicts (at most {MAX_VERDICTS})")));
+        return Err(StateDecodeError(format!(
+            "{n} verdicts (at most {MAX_VERDICTS})"
+        )));
     }
     for _ in 0..n {
         let ts = r.i64()?;

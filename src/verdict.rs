@@ -198,8 +198,14 @@ fn validate(raw: VerdictJson, limits: &Limits) -> Result<Verdict, InvalidEvent> 
             preview(&outcome_s)
         ),
     })?;
-    let over = |s: &Option<String>| s.as_ref().is_some_and(|s| s.chars().count() > limits.max_string_chars);
-    for (what, s) in [("reason", &raw.reason), ("sales_ready_event_id", &raw.sales_ready_event_id)] {
+    let over = |s: &Option<String>| {
+        s.as_ref()
+            .is_some_and(|s| s.chars().count() > limits.max_string_chars)
+    };
+    for (what, s) in [
+        ("reason", &raw.reason),
+        ("sales_ready_event_id", &raw.sales_ready_event_id),
+    ] {
         if over(s) {
             return Err(InvalidEvent::OverLimit {
                 what: format!("field `{what}` in characters"),
@@ -308,6 +314,9 @@ mod tests {
             assert_eq!(e.code(), code, "{e}");
         }
         let ok = br#"{"lead_id":"L-1","ts":"2026-11-28T10:00:00Z","outcome":"won"}"#;
-        assert_eq!(decode(ok, Some(b"L-2"), &l).unwrap_err().code(), "key_mismatch");
+        assert_eq!(
+            decode(ok, Some(b"L-2"), &l).unwrap_err().code(),
+            "key_mismatch"
+        );
     }
 }

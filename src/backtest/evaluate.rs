@@ -10,8 +10,9 @@ use crate::train::data::Outcomes;
 const DAY: Micros = 86_400_000_000;
 const WEEK: Micros = 7 * DAY;
 
-/// The evaluation window `[from, to)`: alerts and conversions outside it are not counted;
-/// events before `from` still warm the state up.
+/// The evaluation window `[from, to)`: alerts outside it are not counted, nor conversions
+/// outside `[from, to)` (without `to`: every conversion from `from` on, so the lead time of a
+/// late alert is seen); events before `from` still warm the state up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
     /// Start (default: the earliest event).
@@ -89,6 +90,7 @@ pub fn evaluate(
     reps: Option<u32>,
 ) -> Vec<VariantResult> {
     let (from, to) = window.resolve(pass.span);
+    let conversions = from..window.to.unwrap_or(Micros::MAX);
     // Per lead ordinal: its outcome, when the outcomes name it.
     let outcome_of: Vec<Option<(bool, Option<Micros>)>> = pass
         .lead_ids
@@ -102,13 +104,13 @@ pub fn evaluate(
     let converters = outcomes
         .outcomes
         .iter()
-        .filter(|o| o.converted && o.converted_at.is_none_or(|t| (from..to).contains(&t)))
+        .filter(|o| o.converted && o.converted_at.is_none_or(|t| conversions.contains(&t)))
         .count() as u64;
     variants
         .iter()
         .zip(&pass.alerts)
         .map(|(v, alerts)| {
-            let mut r = one(alerts, &outcome_of, (from, to), converters);
+            let mut r = one(alerts, &outcome_of, (from, to), &conversions, converters);
             r.name = v.name.clone();
             r.rules = labels[v.file].clone();
             r.threshold = v.gate.sales_ready;
@@ -124,6 +126,7 @@ fn one(
     alerts: &[super::Alert],
     outcome_of: &[Option<(bool, Option<Micros>)>],
     (from, to): (Micros, Micros),
+    conversions: &std::ops::Range<Micros>,
     converters: u64,
 ) -> VariantResult {
     let weeks = ((to - from) as f64 / WEEK as f64).max(1.0 / 7.0);
@@ -146,7 +149,7 @@ fn one(
         if converted_at.is_none_or(|t| t >= alerted_at) {
             hits += 1;
         }
-        let converter_here = converted_at.is_none_or(|t| (from..to).contains(&t));
+        let converter_here = converted_at.is_none_or(|t| conversions.contains(&t));
         if converter_here && converted_at.is_none_or(|t| t >= alerted_at) {
             in_time += 1;
             if let Some(t) = converted_at {

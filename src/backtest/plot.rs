@@ -28,14 +28,25 @@ fn draw(results: &[VariantResult], path: &Path) -> Result<(), Box<dyn std::error
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-fn panel(file: &str, rows: &[&VariantResult], area: &Area<'_>) -> Result<(), Box<dyn std::error::Error>> {
+fn panel(
+    file: &str,
+    rows: &[&VariantResult],
+    area: &Area<'_>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (lo, hi) = rows.iter().fold((f64::MAX, f64::MIN), |(a, b), r| {
         (a.min(r.threshold), b.max(r.threshold))
     });
-    let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, hi + 1.0) };
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    };
     let max_volume = rows.iter().map(|r| r.alerts_per_week).fold(1.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{file}: alerts vs precision and recall by threshold"), ("sans-serif", 20))
+        .caption(
+            format!("{file}: alerts vs precision and recall by threshold"),
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -51,16 +62,25 @@ fn panel(file: &str, rows: &[&VariantResult], area: &Area<'_>) -> Result<(), Box
         .configure_secondary_axes()
         .y_desc("precision / recall")
         .draw()?;
-    let line = |c: RGBColor| move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2));
+    let line =
+        |c: RGBColor| move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2));
     chart
-        .draw_series(LineSeries::new(rows.iter().map(|r| (r.threshold, r.alerts_per_week)), BLUE.stroke_width(2)))?
+        .draw_series(LineSeries::new(
+            rows.iter().map(|r| (r.threshold, r.alerts_per_week)),
+            BLUE.stroke_width(2),
+        ))?
         .label("alerts per week")
         .legend(line(BLUE));
     let share = |f: fn(&VariantResult) -> Option<f64>| {
-        rows.iter().filter_map(move |r| f(r).map(|v| (r.threshold, v))).collect::<Vec<_>>()
+        rows.iter()
+            .filter_map(move |r| f(r).map(|v| (r.threshold, v)))
+            .collect::<Vec<_>>()
     };
     chart
-        .draw_secondary_series(LineSeries::new(share(|r| r.precision), GREEN.stroke_width(2)))?
+        .draw_secondary_series(LineSeries::new(
+            share(|r| r.precision),
+            GREEN.stroke_width(2),
+        ))?
         .label("precision")
         .legend(line(GREEN));
     chart

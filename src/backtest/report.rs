@@ -20,8 +20,16 @@ pub fn write_table(results: &[VariantResult], mut out: impl Write) -> std::io::R
     write!(
         out,
         "{:<28} {:>9} {:>8} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "variant", "threshold", "alerts", "per week", "leads", "precision", "recall", "lead p50",
-        "lead p90", "re-MQL"
+        "variant",
+        "threshold",
+        "alerts",
+        "per week",
+        "leads",
+        "precision",
+        "recall",
+        "lead p50",
+        "lead p90",
+        "re-MQL"
     )?;
     if reps {
         write!(out, " {:>9}", "rep/week")?;

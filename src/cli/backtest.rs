@@ -72,7 +72,11 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         None => None,
     };
     let window = Window {
-        from: a.from.as_deref().map(|s| parse_date("--from", s)).transpose()?,
+        from: a
+            .from
+            .as_deref()
+            .map(|s| parse_date("--from", s))
+            .transpose()?,
         to: a.to.as_deref().map(|s| parse_date("--to", s)).transpose()?,
     };
     if let (Some(f), Some(t)) = (window.from, window.to) {
@@ -128,7 +132,9 @@ fn load_rules(paths: &[PathBuf]) -> Result<Vec<RulesFile>> {
         .iter()
         .map(|p| {
             let rules = leadscore::rules_file::load(p)?;
-            let stem = p.file_stem().map_or("rules".into(), |s| s.to_string_lossy().to_string());
+            let stem = p
+                .file_stem()
+                .map_or("rules".into(), |s| s.to_string_lossy().to_string());
             let mut label = stem.clone();
             let mut n = 1;
             while !seen.insert(label.clone()) {
@@ -207,6 +213,7 @@ fn write_alerts(dir: &Path, pass: &Pass, variants: &[Variant]) -> Result<()> {
 }
 
 fn create(path: &Path) -> Result<BufWriter<std::fs::File>> {
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(BufWriter::with_capacity(1 << 20, f))
 }

@@ -73,7 +73,10 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     let f = std::fs::File::create(&a.output)
         .with_context(|| format!("cannot create {}", a.output.display()))?;
     let mut out = BufWriter::new(f);
-    write_outcomes(rows.iter().map(|(id, (c, at))| (id.as_str(), *c, *at)), &mut out)?;
+    write_outcomes(
+        rows.iter().map(|(id, (c, at))| (id.as_str(), *c, *at)),
+        &mut out,
+    )?;
     out.flush()?;
     let converted = rows.values().filter(|(c, _)| *c).count();
     eprintln!(

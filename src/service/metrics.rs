@@ -162,7 +162,8 @@ pub const SALES_OUTCOMES_TOTAL: Metric = Metric {
     name: "leadscore_sales_outcomes_total",
     kind: Kind::Counter,
     unit: None,
-    help: "Sales verdicts applied from the outcomes topic, by outcome (accepted, rejected, won, lost)",
+    help:
+        "Sales verdicts applied from the outcomes topic, by outcome (accepted, rejected, won, lost)",
     zero: Some(&[
         &[("outcome", "accepted")],
         &[("outcome", "rejected")],

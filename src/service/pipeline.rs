@@ -184,7 +184,9 @@ impl Pipeline {
                 self.counts.erased += 1;
             }
             Ok(Input::Event(ev)) => self.apply_event(engine, &mut shard.leads, t, &ev),
-            Ok(Input::Verdict(v)) if shard.erasures.blocks_event(&shard.leads, &v.lead_id, v.ts) => {
+            Ok(Input::Verdict(v))
+                if shard.erasures.blocks_event(&shard.leads, &v.lead_id, v.ts) =>
+            {
                 self.counts.erased += 1;
             }
             Ok(Input::Verdict(v)) => self.apply_verdict(engine, &mut shard.leads, &v),
