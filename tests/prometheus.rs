@@ -67,7 +67,21 @@ fn every_dashboard_query_and_alert_evaluates_on_a_real_prometheus() {
     let prometheus = std::env::var("LEADSCORE_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
     let n = Names::new("prom");
     create_topics(&n, 4);
-    let mut svc = Service::start(&n, &[("LEADSCORE_STATISTICS_INTERVAL", "1s")]);
+    let outcomes = format!("{}-outcomes", n.input);
+    rt().block_on(leadscore::kafka::ensure_topics(
+        &brokers(),
+        &Default::default(),
+        &[(outcomes.clone(), 4)],
+        &[],
+    ))
+    .unwrap();
+    let mut svc = Service::start(
+        &n,
+        &[
+            ("LEADSCORE_STATISTICS_INTERVAL", "1s"),
+            ("LEADSCORE_OUTCOMES_TOPIC", outcomes.as_str()),
+        ],
+    );
     svc.wait_ready(Duration::from_secs(60));
     let records = generate(&GenConfig {
         leads: 400,
@@ -83,9 +97,10 @@ fn every_dashboard_query_and_alert_evaluates_on_a_real_prometheus() {
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(
-            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nrule_files: [{}]\n\
+            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nrule_files: [{}, {}]\n\
              scrape_configs:\n  - job_name: leadscore\n    static_configs: [{{ targets: ['{}'] }}]\n",
             repo("deploy/prometheus/alerts.yml").display(),
+            repo("deploy/prometheus/recording.yml").display(),
             svc.http
         ),
     )
@@ -110,6 +125,34 @@ fn every_dashboard_query_and_alert_evaluates_on_a_real_prometheus() {
                     .is_some_and(|c| c >= 15.0)
         },
         || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default(),
+    );
+    // Sales answers the alerts: one accepted, the others rejected (charged to their top signal).
+    producer.join().unwrap();
+    wait_all_committed(
+        &n.group,
+        &n.input,
+        &high_watermarks(&n.input),
+        Duration::from_secs(120),
+        &[&svc],
+    );
+    let alerted: std::collections::BTreeSet<String> = outputs(&n.output)
+        .iter()
+        .map(|a| a["lead_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(alerted.len() >= 2, "{alerted:?}");
+    let at = leadscore::time::format_rfc3339(leadscore::time::now_micros() - 60_000_000);
+    produce(
+        &outcomes,
+        alerted.iter().enumerate().map(|(i, lead)| {
+            let outcome = if i == 0 { "accepted" } else { "rejected" };
+            let v = format!(r#"{{"lead_id":"{lead}","ts":"{at}","outcome":"{outcome}"}}"#);
+            (lead.clone(), v.into_bytes())
+        }),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        || !query(&addr, "leadscore:rejections_by_signal:1d").is_empty(),
+        || svc.log_text(),
     );
 
     let dashboard: Value = serde_json::from_str(
@@ -150,7 +193,7 @@ fn every_dashboard_query_and_alert_evaluates_on_a_real_prometheus() {
     }
     // Prometheus loaded the rules and evaluates them.
     let (_, rules) = http_get(&addr, "/api/v1/rules").unwrap();
-    assert_eq!(rules.matches("\"health\":\"ok\"").count(), 8, "{rules}");
+    assert_eq!(rules.matches("\"health\":\"ok\"").count(), 10, "{rules}");
 
     let (_, scrape) = svc.get("/metrics").unwrap();
     let mut check = Command::new("promtool")
@@ -179,5 +222,4 @@ fn every_dashboard_query_and_alert_evaluates_on_a_real_prometheus() {
     );
     let _ = prom.kill();
     let _ = prom.wait();
-    producer.join().unwrap();
 }

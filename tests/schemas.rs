@@ -43,6 +43,10 @@ fn the_json_schemas_and_the_protobuf_messages_have_the_same_fields() {
         schema_fields("docs/schemas/sales-ready.schema.json"),
         proto_fields("SalesReady")
     );
+    assert_eq!(
+        schema_fields("docs/schemas/lead-outcome.schema.json"),
+        proto_fields("LeadOutcome")
+    );
     let schema: serde_json::Value =
         serde_json::from_str(&repo("docs/schemas/sales-ready.schema.json")).unwrap();
     let signal: BTreeSet<String> = schema["properties"]["top_signals"]["items"]["properties"]
@@ -62,4 +66,7 @@ fn the_example_events_are_valid() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ev.kind.as_str(), name);
     }
+    let text = repo("examples/events/lead_outcome.json");
+    let v = leadscore::verdict::decode_json(text.trim().as_bytes(), &Default::default()).unwrap();
+    assert_eq!(v.outcome, leadscore::verdict::SalesOutcome::Rejected);
 }
