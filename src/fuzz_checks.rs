@@ -37,6 +37,13 @@ pub fn event_json(data: &[u8]) {
         assert_eq!(back, ev);
     }
     let _ = decode(data, Some(b"lead"), PayloadFormat::Auto, &limits);
+    // The same bytes as a sales verdict (the outcomes topic, a replayed history line).
+    if let Ok(v) = crate::verdict::decode(data, None, &limits) {
+        let back = crate::verdict::decode_json(v.to_json().as_bytes(), &limits)
+            .expect("a re-encoded verdict decodes");
+        assert_eq!(back, v);
+    }
+    let _ = crate::replay::decode_line(data);
 }
 
 /// Protobuf event decoding never panics; a valid event re-encodes to a payload that decodes to
@@ -46,6 +53,12 @@ pub fn event_protobuf(data: &[u8]) {
         let again = ev.to_proto().encode_to_vec();
         let back = decode_protobuf(&again).expect("a re-encoded event decodes");
         assert_eq!(back, ev);
+    }
+    if let Ok(v) = crate::verdict::decode_protobuf(data, &Limits::default()) {
+        let again = v.to_proto().encode_to_vec();
+        let back = crate::verdict::decode_protobuf(&again, &Limits::default())
+            .expect("a re-encoded verdict decodes");
+        assert_eq!(back, v);
     }
 }
 
