@@ -180,6 +180,24 @@ impl FileRun {
     }
 }
 
+/// Lead id → ordinal, in order of first appearance.
+#[derive(Default)]
+struct Ordinals {
+    map: HashMap<Box<str>, u32, ahash::RandomState>,
+}
+
+impl Ordinals {
+    fn of(&mut self, id: &str, ids: &mut Vec<Box<str>>) -> u32 {
+        if let Some(&o) = self.map.get(id) {
+            return o;
+        }
+        let o = ids.len() as u32;
+        ids.push(id.into());
+        self.map.insert(id.into(), o);
+        o
+    }
+}
+
 /// Runs the history once for every variant; `progress` is called every few seconds with
 /// the lines read so far.
 pub fn run(
@@ -188,34 +206,12 @@ pub fn run(
     mut input: impl BufRead,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<Pass> {
-    let mut runs: Vec<FileRun> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| FileRun {
-            engine: Engine::new(f.rules.clone()),
-            states: Vec::new(),
-            gates: (variants.iter().enumerate())
-                .filter(|(_, v)| v.file == i)
-                .map(|(vi, v)| (vi, v.gate))
-                .collect(),
-            armed: Vec::new(),
-            sequence: Vec::new(),
-        })
-        .collect();
+    let mut runs = file_runs(files, variants);
     let mut pass = Pass {
         alerts: vec![Vec::new(); variants.len()],
         ..Pass::default()
     };
-    let mut ordinals: HashMap<Box<str>, u32, ahash::RandomState> = HashMap::default();
-    let mut ordinal = |id: &str, ids: &mut Vec<Box<str>>| -> u32 {
-        if let Some(&o) = ordinals.get(id) {
-            return o;
-        }
-        let o = ids.len() as u32;
-        ids.push(id.into());
-        ordinals.insert(id.into(), o);
-        o
-    };
+    let mut ordinals = Ordinals::default();
     let mut line = Vec::with_capacity(512);
     let mut last_progress = Instant::now();
     loop {
@@ -227,30 +223,51 @@ pub fn run(
             continue;
         }
         pass.lines += 1;
-        match decode_line(&line) {
-            Err(_) => pass.invalid += 1,
-            Ok(Line::Verdict(v)) => {
-                let lead = ordinal(&v.lead_id, &mut pass.lead_ids);
-                for r in &mut runs {
-                    r.ensure(lead as usize);
-                    r.engine.apply_verdict(&mut r.states[lead as usize], &v);
-                }
-            }
-            Ok(Line::Event(ev)) => {
-                let lead = ordinal(&ev.lead_id, &mut pass.lead_ids);
-                pass.span = Some(match pass.span {
-                    None => (ev.ts, ev.ts),
-                    Some((a, b)) => (a.min(ev.ts), b.max(ev.ts)),
-                });
-                for r in &mut runs {
-                    r.apply(lead, &ev, &mut pass.alerts);
-                }
-            }
-        }
+        apply_line(&line, &mut runs, &mut pass, &mut ordinals);
         if pass.lines % 65_536 == 0 && last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
             progress(pass.lines);
         }
     }
     Ok(pass)
+}
+
+/// One [`FileRun`] per rules file, each with the gates of its variants.
+fn file_runs(files: &[RulesFile], variants: &[Variant]) -> Vec<FileRun> {
+    (files.iter().enumerate())
+        .map(|(i, f)| FileRun {
+            engine: Engine::new(f.rules.clone()),
+            states: Vec::new(),
+            gates: (variants.iter().enumerate())
+                .filter(|(_, v)| v.file == i)
+                .map(|(vi, v)| (vi, v.gate))
+                .collect(),
+            armed: Vec::new(),
+            sequence: Vec::new(),
+        })
+        .collect()
+}
+
+/// Decodes one history line and applies it to every rules file.
+fn apply_line(line: &[u8], runs: &mut [FileRun], pass: &mut Pass, ordinals: &mut Ordinals) {
+    match decode_line(line) {
+        Err(_) => pass.invalid += 1,
+        Ok(Line::Verdict(v)) => {
+            let lead = ordinals.of(&v.lead_id, &mut pass.lead_ids);
+            for r in runs {
+                r.ensure(lead as usize);
+                r.engine.apply_verdict(&mut r.states[lead as usize], &v);
+            }
+        }
+        Ok(Line::Event(ev)) => {
+            let lead = ordinals.of(&ev.lead_id, &mut pass.lead_ids);
+            pass.span = Some(match pass.span {
+                None => (ev.ts, ev.ts),
+                Some((a, b)) => (a.min(ev.ts), b.max(ev.ts)),
+            });
+            for r in runs {
+                r.apply(lead, &ev, &mut pass.alerts);
+            }
+        }
+    }
 }

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::chart::DualCoordChartContext;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::VariantResult;
@@ -62,6 +64,25 @@ fn panel(
         .configure_secondary_axes()
         .y_desc("precision / recall")
         .draw()?;
+    series(&mut chart, rows, max_volume)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+type Coord = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
+/// Alerts per week (left axis), precision and recall (right axis), and a vertical line at
+/// each target's pick.
+fn series(
+    chart: &mut DualCoordChartContext<'_, BitMapBackend<'_>, Coord, Coord>,
+    rows: &[&VariantResult],
+    max_volume: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let line =
         |c: RGBColor| move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2));
     chart
@@ -96,11 +117,5 @@ fn panel(
             .label(format!("target {}: {}", r.meets.join(", "), r.threshold))
             .legend(line(BLACK));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
     Ok(())
 }
