@@ -144,12 +144,12 @@ fn decode_rejects_corrupt_state() {
             "cut {cut}"
         );
     }
-    let mut v2 = bytes.clone();
-    v2[0] = 2;
-    let err = LeadState::decode(engine.rules(), &v2)
+    let mut future = bytes.clone();
+    future[0] = 99;
+    let err = LeadState::decode(engine.rules(), &future)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("version 2"), "{err}");
+    assert!(err.contains("version 99"), "{err}");
 }
 
 #[test]
