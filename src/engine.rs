@@ -172,6 +172,10 @@ impl Engine {
         if st.seen(id_hash) {
             return Step::Duplicate;
         }
+        if st.clock().is_none() {
+            // A new lead: fit rules on missing fields already hold.
+            st.fit = rules.fit_score(|f| st.profile_value(f));
+        }
         let clock = advance_clock(rules, st, ev.ts);
         st.clock = clock;
         let before = st.score();
@@ -270,10 +274,7 @@ impl Engine {
         let mut signals: Vec<Signal> = rules
             .fit
             .iter()
-            .filter(|r| {
-                st.profile_value(&r.field)
-                    .is_some_and(|v| r.condition.holds(v))
-            })
+            .filter(|r| r.condition.holds_on(st.profile_value(&r.field)))
             .map(|r| Signal {
                 rule: r.name.clone(),
                 points: r.points,
@@ -358,8 +359,9 @@ fn advance_clock(rules: &Rules, st: &mut LeadState, ts: Micros) -> Micros {
     ts
 }
 
-/// Applies the engagement rules of the event's type that match it, within their daily caps; a
-/// late event's contribution is decayed to the clock.
+/// Applies the engagement rules of the event's type that match it — within their visit page,
+/// count band and daily cap — with their points per event or per second of dwell; a late
+/// event's contribution is decayed to the clock.
 #[inline]
 fn apply_engagement(rules: &Rules, st: &mut LeadState, ev: &Event<'_>, clock: Micros) {
     let day = utc_day(ev.ts);
@@ -368,19 +370,53 @@ fn apply_engagement(rules: &Rules, st: &mut LeadState, ev: &Event<'_>, clock: Mi
         (Some(u), true) => Some(url_path(u)),
         _ => None,
     };
+    let visit_page = (rules.tracks_visits && ev.kind == EventType::PageView)
+        .then(|| st.visit_page(ev.ts, rules.visit_gap));
     for &i in rules.rules_for(ev.kind) {
         let rule = &rules.engagement[i as usize];
         if !rule.criteria.matches(ev, path) {
             continue;
         }
+        let Some(amount) = shaped_amount(rule, st, ev, i, visit_page) else {
+            continue;
+        };
         if let Some(max) = rule.max_per_day {
             if !st.take_cap(i, day, max, horizon) {
                 continue;
             }
         }
-        let value = rule.points * decay_factor(clock - ev.ts, rule.half_life);
+        let value = rule.points * amount * decay_factor(clock - ev.ts, rule.half_life);
         st.add(i, value);
     }
+}
+
+/// What a matching event counts for under the rule's shape (SPEC §3 "Shapes"): 1 per event,
+/// or its seconds of dwell (capped); `None` when the visit page or the count band excludes it.
+/// The match is counted (for the band) before the daily cap is checked.
+#[inline]
+fn shaped_amount(
+    rule: &crate::rules::EngagementRule,
+    st: &mut LeadState,
+    ev: &Event<'_>,
+    i: u16,
+    visit_page: Option<u32>,
+) -> Option<f64> {
+    let shape = &rule.shape;
+    if shape.visit_page.is_some() && shape.visit_page != visit_page {
+        return None;
+    }
+    let seconds = match (shape.per_second, ev.duration_s) {
+        (false, _) => 1.0,
+        (true, None) => return None,
+        (true, Some(d)) => shape.max_seconds.map_or(d, |m| d.min(m)),
+    };
+    if let Some((k, m)) = shape.band {
+        let n = st.count_match(i, ev.ts, shape.count_window);
+        if n < k || n > m {
+            return None;
+        }
+    }
+    Some(seconds)
 }
 
 /// Takes the form's fields into the profile where its `ts` is not older than the stored value

@@ -49,6 +49,27 @@ struct RulesToml {
     #[serde(default)]
     fit: Vec<FitToml>,
     model: Option<ModelToml>,
+    #[serde(default)]
+    visits: VisitsToml,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitsToml {
+    #[serde(default = "default_visit_gap")]
+    gap: String,
+}
+
+impl Default for VisitsToml {
+    fn default() -> Self {
+        VisitsToml {
+            gap: default_visit_gap(),
+        }
+    }
+}
+
+fn default_visit_gap() -> String {
+    "30m".to_string()
 }
 
 fn default_name() -> String {
@@ -106,7 +127,14 @@ struct EngagementToml {
     form_id: Option<String>,
     offer_stage: Option<String>,
     min_duration_s: Option<f64>,
-    points: f64,
+    max_duration_s: Option<f64>,
+    points: Option<f64>,
+    points_per_second: Option<f64>,
+    max_seconds: Option<f64>,
+    nth: Option<Vec<f64>>,
+    max_total: Option<i64>,
+    count_window: Option<String>,
+    visit_page: Option<i64>,
     half_life: Option<String>,
     max_per_day: Option<i64>,
 }
@@ -121,7 +149,9 @@ struct FitToml {
     #[serde(rename = "in")]
     in_: Option<Vec<toml::Value>>,
     range: Option<Vec<f64>>,
+    bin: Option<Vec<f64>>,
     exists: Option<bool>,
+    missing: Option<bool>,
     points: f64,
 }
 
@@ -176,6 +206,8 @@ pub struct Criteria {
     pub offer_stage: Option<OfferStage>,
     /// `duration_s` at least this.
     pub min_duration_s: Option<f64>,
+    /// `duration_s` below this.
+    pub max_duration_s: Option<f64>,
 }
 
 impl Criteria {
@@ -219,6 +251,12 @@ impl Criteria {
         if let Some(min) = self.min_duration_s {
             match ev.duration_s {
                 Some(d) if d >= min => {}
+                _ => return false,
+            }
+        }
+        if let Some(max) = self.max_duration_s {
+            match ev.duration_s {
+                Some(d) if d < max => {}
                 _ => return false,
             }
         }
@@ -267,8 +305,33 @@ pub struct EngagementRule {
     pub half_life: Option<Micros>,
     /// Cap on applications per lead per UTC day.
     pub max_per_day: Option<u32>,
+    /// Shape: per-second points, count band, visit page (SPEC §3 "Shapes").
+    pub shape: Shape,
     /// Index of `half_life` in [`Rules::half_lives`] (rules sharing a half-life decay together).
     pub decay_class: u8,
+}
+
+/// How an engagement rule turns matching events into points beyond "`points` per event"
+/// (SPEC §3 "Shapes"). The default is no shape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shape {
+    /// `points` are per second of `duration_s` (an event without it does not match).
+    pub per_second: bool,
+    /// Seconds counted per event at most (with `per_second`).
+    pub max_seconds: Option<f64>,
+    /// Applies only to the k-th to m-th matching event (1-based, inclusive).
+    pub band: Option<(u32, u32)>,
+    /// The match count restarts after this long without a match (default: never).
+    pub count_window: Option<Micros>,
+    /// Page views only: applies only to the n-th page view of a visit.
+    pub visit_page: Option<u32>,
+}
+
+impl Shape {
+    /// Does the rule need a match counter per lead?
+    pub fn counts(&self) -> bool {
+        self.band.is_some()
+    }
 }
 
 /// The condition of a fit rule on one profile field.
@@ -282,8 +345,12 @@ pub enum FitCondition {
     In(Vec<String>),
     /// Number (or numeric string) within inclusive bounds.
     Range(f64, f64),
+    /// Number (or numeric string) in `[low, high)`.
+    Bin(f64, f64),
     /// Non-empty value.
     Exists,
+    /// No value (the field was never given, or given empty).
+    Missing,
 }
 
 impl FitCondition {
@@ -300,7 +367,20 @@ impl FitCondition {
                 Ok(n) if n.is_finite() => *lo <= n && n <= *hi,
                 _ => false,
             },
+            FitCondition::Bin(lo, hi) => match value.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => *lo <= n && n < *hi,
+                _ => false,
+            },
             FitCondition::Exists => !value.is_empty(),
+            FitCondition::Missing => value.is_empty(),
+        }
+    }
+
+    /// Does the condition hold on the field's value, `None` when the profile lacks it?
+    pub fn holds_on(&self, value: Option<&str>) -> bool {
+        match value {
+            Some(v) => self.holds(v),
+            None => matches!(self, FitCondition::Missing),
         }
     }
 }
@@ -361,6 +441,10 @@ pub struct Rules {
     pub profile_fields: Vec<String>,
     /// Distinct half-lives of the engagement rules (at most 255).
     pub half_lives: Vec<Option<Micros>>,
+    /// Page views this close after the previous one continue its visit (`[visits] gap`).
+    pub visit_gap: Micros,
+    /// Does any rule read visits (`visit_page`)? Only then are visits tracked per lead.
+    pub tracks_visits: bool,
     by_type: [Vec<u16>; 4],
     /// Per event type: does any of its rules need the URL path?
     needs_path: [bool; 4],
@@ -387,6 +471,16 @@ impl Rules {
         let default_half_life = parse_half_life(&raw.decay.half_life)
             .map_err(|p| at.err("[decay] half_life", p, HALF_LIFE_FIX))?;
         let bot_filter = compile_bot_filter(&at, &raw.bot_filter)?;
+        let visit_gap = parse_half_life(&raw.visits.gap)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                at.err(
+                    "[visits] gap",
+                    format!("`{}` is not a positive duration", raw.visits.gap),
+                    "use a duration such as \"30m\" (the default)",
+                )
+            })?;
         let mut names: HashSet<String> = HashSet::new();
         let eng = compile_engagement(&at, raw.engagement, default_half_life, &mut names)?;
         let fit = raw
@@ -396,6 +490,7 @@ impl Rules {
             .map(|(i, r)| compile_fit_rule(&at, i, r, &mut names))
             .collect::<Result<Vec<_>, _>>()?;
         let model = check_model(&at, raw.model)?;
+        let tracks_visits = eng.rules.iter().any(|r| r.shape.visit_page.is_some());
         let mut profile_fields: Vec<String> = fit.iter().map(|f| f.field.clone()).collect();
         profile_fields.sort();
         profile_fields.dedup();
@@ -412,6 +507,8 @@ impl Rules {
             model,
             profile_fields,
             half_lives: eng.half_lives,
+            visit_gap,
+            tracks_visits,
             by_type: eng.by_type,
             needs_path: eng.needs_path,
             by_key: eng.by_key,
@@ -439,7 +536,7 @@ impl Rules {
     pub fn fit_score<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> f64 {
         self.fit
             .iter()
-            .filter(|r| lookup(&r.field).is_some_and(|v| r.condition.holds(v)))
+            .filter(|r| r.condition.holds_on(lookup(&r.field)))
             .map(|r| r.points)
             .sum()
     }
@@ -632,13 +729,8 @@ fn compile_engagement_rule(
         )
     })?;
     check_criteria_can_match(at, loc, &r, on)?;
-    if !r.points.is_finite() {
-        return Err(at.err(
-            loc,
-            "field `points` must be a finite number".into(),
-            "set points = 10.0 or similar",
-        ));
-    }
+    let points = rule_points(at, loc, &r)?;
+    let shape = compile_shape(at, loc, &r, on)?;
     let half_life = match &r.half_life {
         Some(h) => parse_half_life(h)
             .map_err(|p| at.err(loc, format!("field `half_life`: {p}"), HALF_LIFE_FIX))?,
@@ -661,11 +753,138 @@ fn compile_engagement_rule(
         name: r.name,
         on,
         criteria,
-        points: r.points,
+        points,
         half_life,
         max_per_day,
+        shape,
         decay_class: 0,
     })
+}
+
+/// `points`, or `points_per_second` (exactly one), finite.
+fn rule_points(at: &ErrorAt<'_>, loc: &str, r: &EngagementToml) -> Result<f64, RulesError> {
+    let p = match (r.points, r.points_per_second) {
+        (Some(p), None) | (None, Some(p)) => p,
+        _ => return Err(at.err(
+            loc,
+            "needs exactly one of `points` and `points_per_second`".into(),
+            "set points = 10.0 (per event), or points_per_second = 0.1 (per second of duration_s)",
+        )),
+    };
+    if !p.is_finite() {
+        return Err(at.err(
+            loc,
+            "the points must be a finite number".into(),
+            "set points = 10.0 or similar",
+        ));
+    }
+    Ok(p)
+}
+
+/// Per-second points, count band, count window, visit page.
+fn compile_shape(
+    at: &ErrorAt<'_>,
+    loc: &str,
+    r: &EngagementToml,
+    on: EventType,
+) -> Result<Shape, RulesError> {
+    let bad = |field: &str, problem: String, fix: &str| {
+        at.err(loc, format!("field `{field}` {problem}"), fix)
+    };
+    if r.max_seconds.is_some() && r.points_per_second.is_none() {
+        return Err(bad(
+            "max_seconds",
+            "needs points_per_second".into(),
+            "remove it, or use points_per_second",
+        ));
+    }
+    if let Some(m) = r.max_seconds.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        return Err(bad(
+            "max_seconds",
+            format!("must be > 0, got {m}"),
+            "use a number of seconds",
+        ));
+    }
+    if (r.points_per_second.is_some() || r.visit_page.is_some()) && on != EventType::PageView {
+        return Err(bad(
+            if r.visit_page.is_some() {
+                "visit_page"
+            } else {
+                "points_per_second"
+            },
+            format!("can never match {on} events"),
+            "use it with on = \"page_view\"",
+        ));
+    }
+    let band = match (&r.nth, r.max_total) {
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(bad("nth", "and `max_total` both given".into(), "keep one"))
+        }
+        (None, Some(n)) if n >= 1 && n <= u32::MAX as i64 => Some((1, n as u32)),
+        (None, Some(n)) => {
+            return Err(bad(
+                "max_total",
+                format!("must be ≥ 1, got {n}"),
+                "use a positive count",
+            ))
+        }
+        (Some(v), None) => Some(nth_band(v).ok_or_else(|| {
+            bad(
+                "nth",
+                format!("must be [k, m] with 1 ≤ k ≤ m (m may be inf), got {v:?}"),
+                "write nth = [4, 13] or nth = [4, inf]",
+            )
+        })?),
+    };
+    let count_window = match &r.count_window {
+        None => None,
+        Some(_) if band.is_none() => {
+            return Err(bad(
+                "count_window",
+                "needs nth or max_total".into(),
+                "remove it, or add a count band",
+            ))
+        }
+        Some(w) => parse_half_life(w).ok().flatten().map(Some).ok_or_else(|| {
+            bad(
+                "count_window",
+                format!("`{w}` is not a positive duration"),
+                "use a duration such as \"30d\"",
+            )
+        })?,
+    };
+    let visit_page = match r.visit_page {
+        None => None,
+        Some(n) if n >= 1 && n <= u32::MAX as i64 => Some(n as u32),
+        Some(n) => {
+            return Err(bad(
+                "visit_page",
+                format!("must be ≥ 1, got {n}"),
+                "1 is the first page of a visit",
+            ))
+        }
+    };
+    Ok(Shape {
+        per_second: r.points_per_second.is_some(),
+        max_seconds: r.max_seconds,
+        band,
+        count_window,
+        visit_page,
+    })
+}
+
+/// `[k, m]` (1-based, inclusive; `m` may be `inf`) as a band.
+fn nth_band(v: &[f64]) -> Option<(u32, u32)> {
+    let int = |x: f64| (x.fract() == 0.0 && x >= 1.0 && x <= u32::MAX as f64).then_some(x as u32);
+    match v {
+        [k, m] if m.is_infinite() && *m > 0.0 => Some((int(*k)?, u32::MAX)),
+        [k, m] => {
+            let (k, m) = (int(*k)?, int(*m)?);
+            (k <= m).then_some((k, m))
+        }
+        _ => None,
+    }
 }
 
 /// Refuses criteria that can never match the rule's event type.
@@ -676,11 +895,12 @@ fn check_criteria_can_match(
     on: EventType,
 ) -> Result<(), RulesError> {
     use EventType::{Click, EmailOpen, FormConversion, PageView};
-    let given: [(&str, bool, &[EventType]); 4] = [
+    let given: [(&str, bool, &[EventType]); 5] = [
         ("campaign_id", r.campaign_id.is_some(), &[EmailOpen, Click]),
         ("form_id", r.form_id.is_some(), &[FormConversion]),
         ("offer_stage", r.offer_stage.is_some(), &[FormConversion]),
         ("min_duration_s", r.min_duration_s.is_some(), &[PageView]),
+        ("max_duration_s", r.max_duration_s.is_some(), &[PageView]),
     ];
     for (field, set, allowed) in given {
         if set && !allowed.contains(&on) {
@@ -724,11 +944,14 @@ fn compile_criteria(
         })?),
         None => None,
     };
-    if let Some(m) = r.min_duration_s {
-        if !(m.is_finite() && m >= 0.0) {
+    for (field, value) in [
+        ("min_duration_s", r.min_duration_s),
+        ("max_duration_s", r.max_duration_s),
+    ] {
+        if let Some(m) = value.filter(|m| !(m.is_finite() && *m >= 0.0)) {
             return Err(at.err(
                 loc,
-                format!("field `min_duration_s` must be ≥ 0, got {m}"),
+                format!("field `{field}` must be ≥ 0, got {m}"),
                 "use a number of seconds",
             ));
         }
@@ -741,6 +964,7 @@ fn compile_criteria(
         form_id: r.form_id.clone(),
         offer_stage,
         min_duration_s: r.min_duration_s,
+        max_duration_s: r.max_duration_s,
     })
 }
 
@@ -772,7 +996,9 @@ fn compile_fit_rule(
         r.equals.is_some(),
         r.in_.is_some(),
         r.range.is_some(),
+        r.bin.is_some(),
         r.exists.is_some(),
+        r.missing.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -781,7 +1007,7 @@ fn compile_fit_rule(
         return Err(at.err(
             &loc,
             format!("needs exactly one condition, got {given}"),
-            "keep exactly one of: matches, equals, in, range, exists",
+            "keep exactly one of: matches, equals, in, range, bin, exists, missing",
         ));
     }
     let (name, field, points) = (r.name.clone(), r.field.clone(), r.points);
@@ -850,8 +1076,28 @@ fn fit_condition(at: &ErrorAt<'_>, loc: &str, r: FitToml) -> Result<FitCondition
             )),
         };
     }
+    if let Some(bin) = r.bin {
+        return match bin.as_slice() {
+            [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo < hi => Ok(FitCondition::Bin(*lo, *hi)),
+            _ => Err(at.err(
+                loc,
+                format!("field `bin` must be [low, high) with low < high, got {bin:?}"),
+                "write bin = [50, 200] (50 ≤ x < 200; -inf and inf allowed)",
+            )),
+        };
+    }
     if r.exists == Some(true) {
         return Ok(FitCondition::Exists);
+    }
+    if r.missing == Some(true) {
+        return Ok(FitCondition::Missing);
+    }
+    if r.missing == Some(false) {
+        return Err(at.err(
+            loc,
+            "`missing = false` is not a condition".into(),
+            "use exists = true instead",
+        ));
     }
     Err(at.err(
         loc,

@@ -15,6 +15,12 @@
 //! var n | n × (i64 ts, u8 outcome, ostr reason, ostr sales_ready_event_id)   verdicts
 //! u8 has_suppression | [i64 suppressed_until] | ostr alert_signal
 //! ```
+//! Version 3 (written only for a lead with shape state) appends `u8 sections` (bit 0: sales
+//! feedback follows, as in v2; bit 1: shape state follows):
+//! ```text
+//! var n | n × (u32 rule_key, var count, i64 last)                 count-band match counters
+//! u8 has_visit | [i64 last_page_view, var pages]                  the current visit
+//! ```
 //! Rules are referenced by a stable 32-bit key of their name, so state survives a rules reload
 //! that reorders rules. Accumulators of rules that no longer exist are dropped on decode.
 
@@ -32,6 +38,7 @@ pub const CAP_WINDOW_DAYS: i32 = 7;
 const ID_HASH_MASK: u64 = (1 << 48) - 1;
 const FORMAT_VERSION: u8 = 1;
 const FORMAT_VERSION_FEEDBACK: u8 = 2;
+const FORMAT_VERSION_SECTIONS: u8 = 3;
 /// How many sales verdicts a lead keeps (the newest).
 pub const MAX_VERDICTS: usize = 8;
 const NO_CLOCK: Micros = i64::MIN;
@@ -104,6 +111,36 @@ pub struct SalesFeedback {
     pub alert_signal: Option<Box<str>>,
 }
 
+/// Matches of a count-band rule so far (SPEC §3 "Shapes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleCount {
+    /// Engagement rule index.
+    pub rule: u16,
+    /// Matching events counted (since the last restart of the count window).
+    pub count: u32,
+    /// Latest `ts` of a counted match.
+    pub last: Micros,
+}
+
+/// The lead's current visit: page views less than `[visits] gap` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visit {
+    /// Latest `ts` of its page views.
+    pub last: Micros,
+    /// Page views in it so far.
+    pub pages: u32,
+}
+
+/// Per-lead state of rule shapes: count-band counters and the current visit. Boxed in
+/// [`LeadState`]: only rules with a count band or a visit page need it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShapeState {
+    /// One counter per count-band rule that matched.
+    pub counts: Vec<RuleCount>,
+    /// The current visit, after a first page view.
+    pub visit: Option<Visit>,
+}
+
 /// Everything the engine remembers about one lead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeadState {
@@ -119,6 +156,7 @@ pub struct LeadState {
     recent_head: u8,
     pub(crate) profile: Vec<ProfileField>,
     pub(crate) feedback: Option<Box<SalesFeedback>>,
+    pub(crate) shape: Option<Box<ShapeState>>,
 }
 
 impl Default for LeadState {
@@ -135,6 +173,7 @@ impl Default for LeadState {
             recent_head: 0,
             profile: Vec::new(),
             feedback: None,
+            shape: None,
         }
     }
 }
@@ -199,6 +238,52 @@ impl LeadState {
     /// The feedback record, created when missing.
     pub(crate) fn feedback_mut(&mut self) -> &mut SalesFeedback {
         self.feedback.get_or_insert_with(Box::default)
+    }
+
+    /// Count-band counters and the current visit, if any rule needed them.
+    pub fn shape(&self) -> Option<&ShapeState> {
+        self.shape.as_deref()
+    }
+
+    /// Which page of its visit a page view at `ts` is: a new visit (page 1) when it comes at
+    /// least `gap` after the visit's latest page view, else the next page of the current one
+    /// (a late page view joins the current visit).
+    #[inline]
+    pub(crate) fn visit_page(&mut self, ts: Micros, gap: Micros) -> u32 {
+        let shape = self.shape.get_or_insert_with(Box::default);
+        let v = match &mut shape.visit {
+            Some(v) if ts < v.last.saturating_add(gap) => {
+                v.pages = v.pages.saturating_add(1);
+                v.last = v.last.max(ts);
+                v
+            }
+            slot => slot.insert(Visit { last: ts, pages: 1 }),
+        };
+        v.pages
+    }
+
+    /// Counts a match of count-band rule `rule` at `ts` and returns its number (1 = the
+    /// first); the count restarts when `window` passed since the previous match.
+    #[inline]
+    pub(crate) fn count_match(&mut self, rule: u16, ts: Micros, window: Option<Micros>) -> u32 {
+        let shape = self.shape.get_or_insert_with(Box::default);
+        let c = match shape.counts.iter_mut().find(|c| c.rule == rule) {
+            Some(c) => c,
+            None => {
+                shape.counts.push(RuleCount {
+                    rule,
+                    count: 0,
+                    last: ts,
+                });
+                shape.counts.last_mut().expect("just pushed")
+            }
+        };
+        if window.is_some_and(|w| ts >= c.last.saturating_add(w)) {
+            c.count = 0;
+        }
+        c.count = c.count.saturating_add(1);
+        c.last = c.last.max(ts);
+        c.count
     }
 
     /// Are alerts withheld at lead-clock time `t`?
@@ -295,13 +380,18 @@ impl LeadState {
                 std::mem::size_of::<SalesFeedback>()
                     + f.verdicts.capacity() * std::mem::size_of::<VerdictRecord>()
             })
+            + self.shape.as_ref().map_or(0, |s| {
+                std::mem::size_of::<ShapeState>()
+                    + s.counts.capacity() * std::mem::size_of::<RuleCount>()
+            })
     }
 
     /// Serializes the state (format v1, see module docs).
     pub fn encode(&self, rules: &Rules, out: &mut Vec<u8>) {
-        out.push(match self.feedback {
-            None => FORMAT_VERSION,
-            Some(_) => FORMAT_VERSION_FEEDBACK,
+        out.push(match (&self.feedback, &self.shape) {
+            (None, None) => FORMAT_VERSION,
+            (Some(_), None) => FORMAT_VERSION_FEEDBACK,
+            (_, Some(_)) => FORMAT_VERSION_SECTIONS,
         });
         out.extend_from_slice(&self.clock.to_le_bytes());
         out.push(self.armed as u8);
@@ -331,7 +421,13 @@ impl LeadState {
             out.extend_from_slice(p.value.as_bytes());
             out.extend_from_slice(&p.ts.to_le_bytes());
         }
-        if let Some(f) = &self.feedback {
+        if let Some(shape) = &self.shape {
+            out.push(self.feedback.is_some() as u8 | 2);
+            if let Some(f) = &self.feedback {
+                encode_feedback(f, out);
+            }
+            encode_shape(shape, rules, out);
+        } else if let Some(f) = &self.feedback {
             encode_feedback(f, out);
         }
     }
@@ -348,9 +444,9 @@ impl LeadState {
     pub fn decode(rules: &Rules, bytes: &[u8]) -> Result<LeadState, StateDecodeError> {
         let mut r = Reader { b: bytes, pos: 0 };
         let version = r.u8()?;
-        if version != FORMAT_VERSION && version != FORMAT_VERSION_FEEDBACK {
+        if !(FORMAT_VERSION..=FORMAT_VERSION_SECTIONS).contains(&version) {
             return Err(StateDecodeError(format!(
-                "unsupported state format version {version} (this build reads {FORMAT_VERSION})"
+                "unsupported state format version {version} (this build reads {FORMAT_VERSION} to {FORMAT_VERSION_SECTIONS})"
             )));
         }
         let mut st = LeadState {
@@ -399,8 +495,21 @@ impl LeadState {
                 ts,
             });
         }
-        if version == FORMAT_VERSION_FEEDBACK {
+        let sections = match version {
+            FORMAT_VERSION => 0,
+            FORMAT_VERSION_FEEDBACK => 1,
+            _ => r.u8()?,
+        };
+        if sections & !3 != 0 {
+            return Err(StateDecodeError(format!(
+                "unknown state sections {sections:#x}"
+            )));
+        }
+        if sections & 1 != 0 {
             st.feedback = Some(Box::new(decode_feedback(&mut r)?));
+        }
+        if sections & 2 != 0 {
+            st.shape = Some(Box::new(decode_shape(&mut r, rules)?));
         }
         if r.pos != bytes.len() {
             return Err(StateDecodeError(format!(
@@ -466,6 +575,47 @@ fn decode_feedback(r: &mut Reader<'_>) -> Result<SalesFeedback, StateDecodeError
     };
     f.alert_signal = r.opt_string()?.map(Into::into);
     Ok(f)
+}
+
+fn encode_shape(s: &ShapeState, rules: &Rules, out: &mut Vec<u8>) {
+    put_var(out, s.counts.len() as u64);
+    for c in &s.counts {
+        out.extend_from_slice(&rules.engagement[c.rule as usize].key.to_le_bytes());
+        put_var(out, c.count as u64);
+        out.extend_from_slice(&c.last.to_le_bytes());
+    }
+    match s.visit {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(&v.last.to_le_bytes());
+            put_var(out, v.pages as u64);
+        }
+    }
+}
+
+fn decode_shape(r: &mut Reader<'_>, rules: &Rules) -> Result<ShapeState, StateDecodeError> {
+    let mut s = ShapeState::default();
+    let n = r.var()? as usize;
+    for _ in 0..n {
+        let key = r.u32()?;
+        let count =
+            u32::try_from(r.var()?).map_err(|_| StateDecodeError("count out of range".into()))?;
+        let last = r.i64()?;
+        if let Some(rule) = rules.index_of_key(key) {
+            s.counts.push(RuleCount { rule, count, last });
+        }
+    }
+    s.visit = match r.u8()? {
+        0 => None,
+        _ => {
+            let last = r.i64()?;
+            let pages = u32::try_from(r.var()?)
+                .map_err(|_| StateDecodeError("visit pages out of range".into()))?;
+            Some(Visit { last, pages })
+        }
+    };
+    Ok(s)
 }
 
 /// Persisted state that cannot be read.

@@ -583,10 +583,7 @@ pub fn feature_rows(rules: &Rules, states: &[LeadState]) -> Vec<Row> {
                 .map(|a| (a.rule as u32, a.value))
                 .collect();
             for (j, r) in rules.fit.iter().enumerate() {
-                if st
-                    .profile_value(&r.field)
-                    .is_some_and(|v| r.condition.holds(v))
-                {
+                if r.condition.holds_on(st.profile_value(&r.field)) {
                     row.push(((e + j) as u32, 1.0));
                 }
             }
