@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::event::{Event, EventType, OfferStage};
 use regex::Regex;
 
-use crate::rules::{url_path, BotFilter, Criteria, Rules};
+use crate::rules::{url_path, BotFilter, Criteria, Rules, Shape};
 use crate::state::LeadState;
 
 use super::data::Outcomes;
@@ -24,8 +24,9 @@ use super::logistic::Row;
 /// What a candidate rule matches.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// An engagement rule: event type and criteria (the engine's own [`Criteria`]).
-    Engagement(EventType, Criteria),
+    /// An engagement rule: event type, criteria and shape (the engine's own [`Criteria`] and
+    /// [`Shape`]).
+    Engagement(EventType, Criteria, Shape),
     /// A fit rule `equals`.
     Equals {
         /// Profile field.
@@ -40,8 +41,17 @@ pub enum Kind {
         /// Lower bound.
         value: f64,
     },
-    /// A fit rule `exists = true`.
-    Exists {
+    /// A fit rule `bin = [low, high]` (low ≤ x < high).
+    Bin {
+        /// Profile field.
+        field: String,
+        /// Lower bound (inclusive).
+        low: f64,
+        /// Upper bound (exclusive).
+        high: f64,
+    },
+    /// A fit rule `missing = true`.
+    Missing {
         /// Profile field.
         field: String,
     },
@@ -103,7 +113,7 @@ pub fn rule_toml(
 ) -> String {
     let mut t = String::new();
     match kind {
-        Kind::Engagement(on, c) => {
+        Kind::Engagement(on, c, shape) => {
             let _ = writeln!(t, "[[engagement]]\nname = {}", quote(name));
             let _ = writeln!(t, "on = \"{}\"", on.as_str());
             for (key, value) in [
@@ -118,10 +128,15 @@ pub fn rule_toml(
                     let _ = writeln!(t, "{key} = {}", quote(v));
                 }
             }
-            if let Some(d) = c.min_duration_s {
-                let _ = writeln!(t, "min_duration_s = {}", toml_number(d));
+            for (key, value) in [
+                ("min_duration_s", c.min_duration_s),
+                ("max_duration_s", c.max_duration_s),
+            ] {
+                if let Some(d) = value {
+                    let _ = writeln!(t, "{key} = {}", toml_number(d));
+                }
             }
-            let _ = writeln!(t, "points = {}", toml_number(points));
+            shape_toml(&mut t, shape, points);
             if let Some(h) = half_life {
                 let _ = writeln!(t, "half_life = {}", quote(h));
             }
@@ -149,10 +164,21 @@ pub fn rule_toml(
                 toml_number(points)
             );
         }
-        Kind::Exists { field } => {
+        Kind::Bin { field, low, high } => {
             let _ = writeln!(
                 t,
-                "[[fit]]\nname = {}\nfield = {}\nexists = true\npoints = {}",
+                "[[fit]]\nname = {}\nfield = {}\nbin = [{}, {}]\npoints = {}",
+                quote(name),
+                quote(field),
+                toml_number(*low),
+                toml_number(*high),
+                toml_number(points)
+            );
+        }
+        Kind::Missing { field } => {
+            let _ = writeln!(
+                t,
+                "[[fit]]\nname = {}\nfield = {}\nmissing = true\npoints = {}",
                 quote(name),
                 quote(field),
                 toml_number(points)
@@ -160,6 +186,25 @@ pub fn rule_toml(
         }
     }
     t
+}
+
+/// The points and shape keys of an engagement rule.
+fn shape_toml(t: &mut String, shape: &Shape, points: f64) {
+    if shape.per_second {
+        let _ = writeln!(t, "points_per_second = {}", toml_number(points));
+        if let Some(m) = shape.max_seconds {
+            let _ = writeln!(t, "max_seconds = {}", toml_number(m));
+        }
+    } else {
+        let _ = writeln!(t, "points = {}", toml_number(points));
+    }
+    if let Some((k, m)) = shape.band {
+        let hi = if m == u32::MAX { "inf".to_string() } else { m.to_string() };
+        let _ = writeln!(t, "nth = [{k}, {hi}]");
+    }
+    if let Some(n) = shape.visit_page {
+        let _ = writeln!(t, "visit_page = {n}");
+    }
 }
 
 /// The event's lead (index into `outcomes`), if it has an outcome; and whether the event is
@@ -200,14 +245,6 @@ impl Support {
         v.truncate(max);
         v
     }
-}
-
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
 }
 
 /// First path segment of a URL (`/blog/x` → `blog`, `/` → ``).
@@ -348,8 +385,40 @@ fn section_pattern(seg: &str, segs: &[(String, usize)]) -> Option<String> {
     }
 }
 
-/// Page views: any page, each first path segment, and "read" (dwell ≥ the section's median),
-/// the read ones after the others.
+/// Count bands of an engagement family: the first match, the 2nd–3rd, the 4th on — so "the
+/// first view is worth a lot, later ones little" is learnable as points per band.
+const COUNT_BANDS: [((u32, u32), &str); 3] = [((1, 1), "#1"), ((2, 3), "#2-3"), ((4, u32::MAX), "#4+")];
+
+fn banded(name: &str, on: EventType, c: &Criteria, base: &Shape, out: &mut Vec<Candidate>) {
+    for (band, label) in COUNT_BANDS {
+        out.push(Candidate {
+            name: format!("{name} {label}"),
+            kind: Kind::Engagement(
+                on,
+                c.clone(),
+                Shape {
+                    band: Some(band),
+                    ..base.clone()
+                },
+            ),
+        });
+    }
+}
+
+/// Quantile cut points (`parts` − 1 of them, distinct, positive) of a sample.
+fn cut_points(values: &mut [f64], parts: usize) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    let mut cuts: Vec<f64> = (1..parts)
+        .map(|i| values[(values.len() * i / parts).min(values.len() - 1)].round())
+        .filter(|q| *q > 0.0)
+        .collect();
+    cuts.dedup();
+    cuts
+}
+
+/// Page views: per section (any page, each first path segment) count bands and dwell bands at
+/// the section's tertiles; for any page also seconds of dwell (capped at the 90th
+/// percentile) and visits (count bands of visit starts; visits reaching 3 and 6 pages).
 fn page_view_candidates(
     obs: &mut Observed,
     min: usize,
@@ -357,7 +426,7 @@ fn page_view_candidates(
     out: &mut Vec<Candidate>,
 ) {
     let any = Criteria::default;
-    let mut read = Vec::new();
+    let none = Shape::default();
     let segs = obs.sup.top("pv:", min, opt.max_values + 1);
     for (seg, _) in &segs {
         let (name, section) = if seg == "*" {
@@ -375,29 +444,52 @@ fn page_view_candidates(
             };
             (format!("page /{seg}"), c)
         };
-        if let Some(d) = obs
-            .durations
-            .get_mut(seg)
-            .and_then(|v| median(v))
-            .map(f64::round)
-        {
-            if d > 0.0 {
-                let c = Criteria {
-                    min_duration_s: Some(d),
-                    ..section.clone()
-                };
-                read.push((format!("{name} ≥{d}s"), c));
-            }
+        banded(&name, EventType::PageView, &section, &none, out);
+        let cuts = obs.durations.get_mut(seg).map(|v| cut_points(v, 3)).unwrap_or_default();
+        let mut low = 0.0;
+        for high in cuts.iter().copied().chain([f64::INFINITY]) {
+            let c = Criteria {
+                min_duration_s: Some(low),
+                max_duration_s: high.is_finite().then_some(high),
+                ..section.clone()
+            };
+            out.push(Candidate {
+                name: format!("{name} {low}-{high}s"),
+                kind: Kind::Engagement(EventType::PageView, c, none.clone()),
+            });
+            low = high;
         }
+    }
+    if segs.is_empty() {
+        return;
+    }
+    if let Some(cap) = obs.durations.get_mut("*").and_then(|v| cut_points(v, 10).last().copied()) {
+        let per_second = Shape {
+            per_second: true,
+            max_seconds: Some(cap),
+            ..none.clone()
+        };
         out.push(Candidate {
-            name,
-            kind: Kind::Engagement(EventType::PageView, section),
+            name: format!("page view seconds (≤{cap}s each)"),
+            kind: Kind::Engagement(EventType::PageView, any(), per_second),
         });
     }
-    for (name, c) in read {
+    let start = Shape {
+        visit_page: Some(1),
+        ..none.clone()
+    };
+    banded("visit", EventType::PageView, &any(), &start, out);
+    for pages in [3, 6] {
         out.push(Candidate {
-            name,
-            kind: Kind::Engagement(EventType::PageView, c),
+            name: format!("visit reaching {pages} pages"),
+            kind: Kind::Engagement(
+                EventType::PageView,
+                any(),
+                Shape {
+                    visit_page: Some(pages),
+                    ..none.clone()
+                },
+            ),
         });
     }
 }
@@ -410,24 +502,28 @@ fn email_and_form_candidates(
     out: &mut Vec<Candidate>,
 ) {
     let any = Criteria::default;
-    let mut push = |name: String, kind: Kind| out.push(Candidate { name, kind });
+    let none = Shape::default;
     for (key, name, on) in [
         ("open:", "email open", EventType::EmailOpen),
         ("click:", "email click", EventType::Click),
     ] {
         for (c, _) in sup.top(key, min, opt.max_values + 1) {
             if c == "*" {
-                push(name.to_string(), Kind::Engagement(on, any()));
+                banded(name, on, &any(), &none(), out);
             } else {
                 let crit = Criteria {
                     campaign_id: Some(c.clone()),
                     ..any()
                 };
-                push(format!("{name} campaign={c}"), Kind::Engagement(on, crit));
+                out.push(Candidate {
+                    name: format!("{name} campaign={c}"),
+                    kind: Kind::Engagement(on, crit, none()),
+                });
             }
         }
     }
-    let form = |c: Criteria| Kind::Engagement(EventType::FormConversion, c);
+    let mut push = |name: String, kind: Kind| out.push(Candidate { name, kind });
+    let form = |c: Criteria| Kind::Engagement(EventType::FormConversion, c, none());
     if sup.count("form:*") >= min {
         push("form".into(), form(any()));
     }
@@ -469,8 +565,8 @@ fn profile_candidates(
         }
         if present < leads {
             out.push(Candidate {
-                name: format!("{field} given"),
-                kind: Kind::Exists {
+                name: format!("{field} missing"),
+                kind: Kind::Missing {
                     field: field.clone(),
                 },
             });
@@ -480,15 +576,16 @@ fn profile_candidates(
             .filter_map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite()))
             .collect();
         if nums.len() == present {
-            numeric_thresholds(&field, nums, min, opt, out);
+            numeric_bins(&field, nums, min, opt, out);
         } else {
             frequent_values(&field, &values, min, opt, out);
         }
     }
 }
 
-/// "field ≥ q" at the quantiles of a numeric field, each with enough leads on both sides.
-fn numeric_thresholds(
+/// Half-open bins `[q_i, q_i+1)` between the quantiles of a numeric field (the lowest from
+/// −∞, the highest to +∞), each with enough leads: one point value per bin, a shape function.
+fn numeric_bins(
     field: &str,
     mut sorted: Vec<f64>,
     min: usize,
@@ -496,24 +593,28 @@ fn numeric_thresholds(
     out: &mut Vec<Candidate>,
 ) {
     sorted.sort_by(f64::total_cmp);
-    let mut last = sorted[0];
-    for b in 1..opt.bins.max(2) {
-        let q = sorted[(sorted.len() * b / opt.bins.max(2)).min(sorted.len() - 1)];
-        if q <= last {
-            continue;
+    let parts = opt.bins.max(2);
+    let mut cuts: Vec<f64> = Vec::new();
+    for b in 1..parts {
+        let q = sorted[(sorted.len() * b / parts).min(sorted.len() - 1)];
+        let below = sorted.partition_point(|&x| x < q);
+        let since_last = cuts.last().map_or(below, |&c| below - sorted.partition_point(|&x| x < c));
+        if since_last >= min && sorted.len() - below >= min && cuts.last() != Some(&q) {
+            cuts.push(q);
         }
-        let n = sorted.len() - sorted.partition_point(|&x| x < q);
-        if n < min || sorted.len() - n < min {
-            continue;
-        }
-        last = q;
+    }
+    let mut low = f64::NEG_INFINITY;
+    for high in cuts.iter().copied().chain([f64::INFINITY]) {
+        let text = |x: f64| if x.is_finite() { crate::event::number_text(x) } else { "∞".into() };
         out.push(Candidate {
-            name: format!("{field} ≥ {}", crate::event::number_text(q)),
-            kind: Kind::AtLeast {
+            name: format!("{field} in [{}, {})", text(low).replace('∞', "-∞"), text(high)),
+            kind: Kind::Bin {
                 field: field.to_string(),
-                value: q,
+                low,
+                high,
             },
         });
+        low = high;
     }
 }
 
