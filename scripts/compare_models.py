@@ -201,7 +201,8 @@ def main():
         score[s["lead_id"]] = s["score"]
     ls = np.array([score.get(i, -1e18) for i in out.lead_id])
     auc["leadscore"] = roc_auc_score(y[hold], ls[hold])
-    print("auc " + " ".join(f"{k}={v:.4f}" for k, v in auc.items()))
+    order = ["leadscore", "lr", "hgb", "ebm"]
+    print("auc " + " ".join(f"{k}={auc[k]:.4f}" for k in order))
 
 
 if __name__ == "__main__":

@@ -411,10 +411,15 @@ fn shaped_amount(
         (true, Some(d)) => shape.max_seconds.map_or(d, |m| d.min(m)),
     };
     if let Some((k, m)) = shape.band {
-        let n = st.count_match(i, ev.ts, shape.count_window);
-        if n < k || n > m {
+        let n = st.count_match(i, ev.ts, shape.count_window, 1.0) + 1.0;
+        if n < k as f64 || n > m as f64 {
             return None;
         }
+    }
+    if let Some((low, high)) = shape.dwell_band {
+        let before = st.count_match(i, ev.ts, shape.count_window, seconds);
+        let inside = (before + seconds).min(high) - before.max(low);
+        return (inside > 0.0).then_some(inside);
     }
     Some(seconds)
 }

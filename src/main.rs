@@ -140,6 +140,10 @@ struct TrainArgs {
     /// Cap per engagement rule, lead and UTC day (0 = none).
     #[arg(long, default_value_t = 5)]
     max_per_day: u32,
+    /// Most rules in the learned file: beyond it the least important are dropped and the rest
+    /// refitted (0 = no limit).
+    #[arg(long, default_value_t = 100)]
+    max_rules: usize,
     /// Points that double the odds of converting.
     #[arg(long, default_value_t = 20.0)]
     points_to_double: f64,
@@ -421,6 +425,7 @@ fn train_options(a: TrainArgs) -> Result<(leadscore::train::TrainOptions, TrainO
             engagement: true,
         },
         max_per_day: (a.max_per_day > 0).then_some(a.max_per_day),
+        max_rules: a.max_rules,
         points_to_double: a.points_to_double,
         name: a.name,
         bootstrap: a.bootstrap,

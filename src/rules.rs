@@ -133,6 +133,7 @@ struct EngagementToml {
     max_seconds: Option<f64>,
     nth: Option<Vec<f64>>,
     max_total: Option<i64>,
+    dwell_band: Option<Vec<f64>>,
     count_window: Option<String>,
     visit_page: Option<i64>,
     half_life: Option<String>,
@@ -321,6 +322,9 @@ pub struct Shape {
     pub max_seconds: Option<f64>,
     /// Applies only to the k-th to m-th matching event (1-based, inclusive).
     pub band: Option<(u32, u32)>,
+    /// Per-second rules: counts only the seconds of the lead's cumulative dwell (over this
+    /// rule's matches) that fall in `[low, high)`.
+    pub dwell_band: Option<(f64, f64)>,
     /// The match count restarts after this long without a match (default: never).
     pub count_window: Option<Micros>,
     /// Page views only: applies only to the n-th page view of a visit.
@@ -330,7 +334,7 @@ pub struct Shape {
 impl Shape {
     /// Does the rule need a match counter per lead?
     pub fn counts(&self) -> bool {
-        self.band.is_some()
+        self.band.is_some() || self.dwell_band.is_some()
     }
 }
 
@@ -837,13 +841,14 @@ fn compile_shape(
             )
         })?),
     };
+    let dwell_band = check_dwell_band(r).map_err(|(field, problem, fix)| bad(field, problem, fix))?;
     let count_window = match &r.count_window {
         None => None,
-        Some(_) if band.is_none() => {
+        Some(_) if band.is_none() && dwell_band.is_none() => {
             return Err(bad(
                 "count_window",
-                "needs nth or max_total".into(),
-                "remove it, or add a count band",
+                "needs nth, max_total or dwell_band".into(),
+                "remove it, or add a band",
             ))
         }
         Some(w) => parse_half_life(w).ok().flatten().map(Some).ok_or_else(|| {
@@ -869,9 +874,32 @@ fn compile_shape(
         per_second: r.points_per_second.is_some(),
         max_seconds: r.max_seconds,
         band,
+        dwell_band,
         count_window,
         visit_page,
     })
+}
+
+/// `dwell_band = [low, high]`: only with `points_per_second`, never with a count band.
+type ShapeProblem = (&'static str, String, &'static str);
+fn check_dwell_band(r: &EngagementToml) -> Result<Option<(f64, f64)>, ShapeProblem> {
+    let Some(v) = &r.dwell_band else {
+        return Ok(None);
+    };
+    if r.points_per_second.is_none() {
+        return Err(("dwell_band", "needs points_per_second".into(), "use points_per_second"));
+    }
+    if r.nth.is_some() || r.max_total.is_some() {
+        return Err(("dwell_band", "and a count band both given".into(), "keep one"));
+    }
+    match v.as_slice() {
+        [lo, hi] if lo.is_finite() && *lo >= 0.0 && !hi.is_nan() && lo < hi => Ok(Some((*lo, *hi))),
+        _ => Err((
+            "dwell_band",
+            format!("must be [low, high) seconds with 0 ≤ low < high, got {v:?}"),
+            "write dwell_band = [300, 700] or [700, inf]",
+        )),
+    }
 }
 
 /// `[k, m]` (1-based, inclusive; `m` may be `inf`) as a band.

@@ -18,7 +18,7 @@
 //! Version 3 (written only for a lead with shape state) appends `u8 sections` (bit 0: sales
 //! feedback follows, as in v2; bit 1: shape state follows):
 //! ```text
-//! var n | n × (u32 rule_key, var count, i64 last)                 count-band match counters
+//! var n | n × (u32 rule_key, f64 count, i64 last)                 count and dwell band totals
 //! u8 has_visit | [i64 last_page_view, var pages]                  the current visit
 //! ```
 //! Rules are referenced by a stable 32-bit key of their name, so state survives a rules reload
@@ -112,12 +112,13 @@ pub struct SalesFeedback {
 }
 
 /// Matches of a count-band rule so far (SPEC §3 "Shapes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RuleCount {
     /// Engagement rule index.
     pub rule: u16,
-    /// Matching events counted (since the last restart of the count window).
-    pub count: u32,
+    /// Matching events (count bands) or seconds of dwell (dwell bands) counted since the
+    /// last restart of the count window.
+    pub count: f64,
     /// Latest `ts` of a counted match.
     pub last: Micros,
 }
@@ -133,7 +134,7 @@ pub struct Visit {
 
 /// Per-lead state of rule shapes: count-band counters and the current visit. Boxed in
 /// [`LeadState`]: only rules with a count band or a visit page need it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShapeState {
     /// One counter per count-band rule that matched.
     pub counts: Vec<RuleCount>,
@@ -262,28 +263,36 @@ impl LeadState {
         v.pages
     }
 
-    /// Counts a match of count-band rule `rule` at `ts` and returns its number (1 = the
-    /// first); the count restarts when `window` passed since the previous match.
+    /// Counts `amount` (1 for a match, or its seconds of dwell) for rule `rule` at `ts` and
+    /// returns the total before it; the total restarts when `window` passed since the
+    /// previous match.
     #[inline]
-    pub(crate) fn count_match(&mut self, rule: u16, ts: Micros, window: Option<Micros>) -> u32 {
+    pub(crate) fn count_match(
+        &mut self,
+        rule: u16,
+        ts: Micros,
+        window: Option<Micros>,
+        amount: f64,
+    ) -> f64 {
         let shape = self.shape.get_or_insert_with(Box::default);
-        let c = match shape.counts.iter_mut().find(|c| c.rule == rule) {
-            Some(c) => c,
+        let c = match shape.counts.iter_mut().position(|c| c.rule == rule) {
+            Some(i) => &mut shape.counts[i],
             None => {
                 shape.counts.push(RuleCount {
                     rule,
-                    count: 0,
+                    count: 0.0,
                     last: ts,
                 });
                 shape.counts.last_mut().expect("just pushed")
             }
         };
         if window.is_some_and(|w| ts >= c.last.saturating_add(w)) {
-            c.count = 0;
+            c.count = 0.0;
         }
-        c.count = c.count.saturating_add(1);
+        let before = c.count;
+        c.count += amount;
         c.last = c.last.max(ts);
-        c.count
+        before
     }
 
     /// Are alerts withheld at lead-clock time `t`?
@@ -581,7 +590,7 @@ fn encode_shape(s: &ShapeState, rules: &Rules, out: &mut Vec<u8>) {
     put_var(out, s.counts.len() as u64);
     for c in &s.counts {
         out.extend_from_slice(&rules.engagement[c.rule as usize].key.to_le_bytes());
-        put_var(out, c.count as u64);
+        out.extend_from_slice(&c.count.to_le_bytes());
         out.extend_from_slice(&c.last.to_le_bytes());
     }
     match s.visit {
@@ -599,8 +608,7 @@ fn decode_shape(r: &mut Reader<'_>, rules: &Rules) -> Result<ShapeState, StateDe
     let n = r.var()? as usize;
     for _ in 0..n {
         let key = r.u32()?;
-        let count =
-            u32::try_from(r.var()?).map_err(|_| StateDecodeError("count out of range".into()))?;
+        let count = r.f64()?;
         let last = r.i64()?;
         if let Some(rule) = rules.index_of_key(key) {
             s.counts.push(RuleCount { rule, count, last });

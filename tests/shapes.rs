@@ -72,6 +72,23 @@ fn points_per_second_of_dwell_with_a_cap() {
 }
 
 #[test]
+fn dwell_bands_shape_the_total_time_on_site() {
+    // Seconds 0–100 of the lead's total dwell are worth 0.1 each, seconds 100–300 worth 1,
+    // beyond 300 nothing: a piecewise-linear function of the total, exact on the stream.
+    let rules = format!(
+        "{}[[engagement]]\nname = \"mid\"\non = \"page_view\"\npoints_per_second = 1.0\ndwell_band = [100, 300]\n",
+        rule("points_per_second = 0.1\ndwell_band = [0, 100]")
+    );
+    // Totals after each view: 60, 160, 400.
+    let (s, st, e) = score(&rules, &views(&[(0.0, 60.0), (1.0, 100.0), (2.0, 240.0)]));
+    assert!((s - (10.0 + 200.0)).abs() < 1e-9, "{s}");
+    assert_eq!(LeadState::decode(e.rules(), &st.to_bytes(e.rules())).unwrap(), st);
+    let bad = "[threshold]\nsales_ready = 1\n[[engagement]]\nname = \"r\"\non = \"page_view\"\npoints = 1.0\ndwell_band = [0, 10]\n";
+    let err = Rules::parse(Path::new("bad.toml"), bad.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("needs points_per_second"), "{err}");
+}
+
+#[test]
 fn duration_bands_are_half_open() {
     let r = rule("min_duration_s = 30\nmax_duration_s = 120\npoints = 1.0");
     let (s, _, _) = score(
@@ -175,7 +192,7 @@ fn shape_fields_that_cannot_work_are_refused_with_the_fix() {
         ("points = 1.0\nnth = [1, 2]\nmax_total = 3", "keep one"),
         (
             "points = 1.0\ncount_window = \"1d\"",
-            "needs nth or max_total",
+            "needs nth, max_total or dwell_band",
         ),
         ("points = 1.0\nvisit_page = 0", "field `visit_page`"),
     ] {

@@ -67,6 +67,15 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The daily cap the candidate rule gets: none for shaped rules (count and dwell bands,
+    /// visit pages already bound what they count; a cap would cut the shape).
+    pub fn daily_cap(&self, cap: Option<u32>) -> Option<u32> {
+        match &self.kind {
+            Kind::Engagement(_, _, s) if s.counts() || s.visit_page.is_some() || s.per_second => None,
+            _ => cap,
+        }
+    }
+
     /// Is this an engagement candidate (decays; gets a half-life)?
     pub fn is_engagement(&self) -> bool {
         matches!(self.kind, Kind::Engagement(..))
@@ -202,6 +211,9 @@ fn shape_toml(t: &mut String, shape: &Shape, points: f64) {
         let hi = if m == u32::MAX { "inf".to_string() } else { m.to_string() };
         let _ = writeln!(t, "nth = [{k}, {hi}]");
     }
+    if let Some((low, high)) = shape.dwell_band {
+        let _ = writeln!(t, "dwell_band = [{}, {}]", toml_number(low), toml_number(high));
+    }
     if let Some(n) = shape.visit_page {
         let _ = writeln!(t, "visit_page = {n}");
     }
@@ -261,6 +273,8 @@ fn segment(url: &str) -> &str {
 struct Observed {
     sup: Support,
     durations: HashMap<String, Vec<f64>>,
+    /// Total dwell per lead (page views).
+    dwell_by_lead: HashMap<u32, f64>,
     /// Latest profile value per (lead, field): (ts, value).
     profile: HashMap<(u32, String), (i64, String)>,
 }
@@ -323,6 +337,7 @@ impl Observed {
                 if let Some(d) = ev.duration_s {
                     self.durations.entry(seg.to_string()).or_default().push(d);
                     self.durations.entry("*".into()).or_default().push(d);
+                    *self.dwell_by_lead.entry(lead as u32).or_default() += d;
                 }
             }
             EventType::EmailOpen => {
@@ -417,8 +432,9 @@ fn cut_points(values: &mut [f64], parts: usize) -> Vec<f64> {
 }
 
 /// Page views: per section (any page, each first path segment) count bands and dwell bands at
-/// the section's tertiles; for any page also seconds of dwell (capped at the 90th
-/// percentile) and visits (count bands of visit starts; visits reaching 3 and 6 pages).
+/// the section's tertiles; for any page also points per second of the lead's total dwell in
+/// bands at the quintiles of the leads' totals (a piecewise-linear shape of time on site) and
+/// visits (count bands of visit starts; visits reaching 3 and 6 pages).
 fn page_view_candidates(
     obs: &mut Observed,
     min: usize,
@@ -463,16 +479,21 @@ fn page_view_candidates(
     if segs.is_empty() {
         return;
     }
-    if let Some(cap) = obs.durations.get_mut("*").and_then(|v| cut_points(v, 10).last().copied()) {
-        let per_second = Shape {
-            per_second: true,
-            max_seconds: Some(cap),
-            ..none.clone()
-        };
-        out.push(Candidate {
-            name: format!("page view seconds (≤{cap}s each)"),
-            kind: Kind::Engagement(EventType::PageView, any(), per_second),
-        });
+    let mut totals: Vec<f64> = obs.dwell_by_lead.values().copied().filter(|t| *t > 0.0).collect();
+    if totals.len() >= min {
+        let mut low = 0.0;
+        for high in cut_points(&mut totals, 5).into_iter().chain([f64::INFINITY]) {
+            let shape = Shape {
+                per_second: true,
+                dwell_band: Some((low, high)),
+                ..none.clone()
+            };
+            out.push(Candidate {
+                name: format!("dwell seconds {low}-{high}"),
+                kind: Kind::Engagement(EventType::PageView, any(), shape),
+            });
+            low = high;
+        }
     }
     let start = Shape {
         visit_page: Some(1),

@@ -75,6 +75,8 @@ pub struct TrainOptions {
     pub candidates: features::CandidateOptions,
     /// Cap per engagement rule per lead per UTC day.
     pub max_per_day: Option<u32>,
+    /// Most rules in the learned file (0: no limit).
+    pub max_rules: usize,
     /// Points that double the odds of converting (sets the scale).
     pub points_to_double: f64,
     /// `name` of the output rules.
@@ -367,6 +369,7 @@ pub fn train(opt: &TrainOptions) -> Result<Trained> {
     );
     // 5. Penalty by k-fold CV, then the fit on the whole training part.
     let fit = steps::fit_model(opt, &design, &split, chosen.len(), t0);
+    let (chosen, design, fit) = steps::prune(opt, chosen, design, &split, fit, t0);
     // 6. Points and the rules file.
     let scale = steps::choose_scale(opt, &base, &fit.fitted, &design, &split, &mut warnings);
     let learned = steps::learned_rules(

@@ -271,7 +271,7 @@ pub(super) fn candidate_columns(
                 &c.kind,
                 1.0,
                 Some(h),
-                opt.max_per_day,
+                c.daily_cap(opt.max_per_day),
             ));
             cols.push(col);
             col += 1;
@@ -462,6 +462,51 @@ pub(super) fn fit_model(
     }
 }
 
+/// At most `opt.max_rules` rules (0: no limit): when the fit uses more columns, the most
+/// important ones (|coefficient| × column scale) are kept and refitted with the same penalty.
+pub(super) fn prune(
+    opt: &TrainOptions,
+    chosen: Vec<Chosen>,
+    design: Vec<Row>,
+    split: &Split,
+    fit: Fit,
+    t0: Instant,
+) -> (Vec<Chosen>, Vec<Row>, Fit) {
+    let d = chosen.len();
+    if opt.max_rules == 0 || d <= opt.max_rules {
+        return (chosen, design, fit);
+    }
+    let train_rows: Vec<&Row> = split.train.iter().map(|&i| &design[i]).collect();
+    let scales = column_scales(&train_rows, d);
+    let mut order: Vec<usize> = (0..d).collect();
+    let weight = |j: usize| fit.fitted.coef[j].abs() * scales[j];
+    order.sort_by(|&a, &b| weight(b).total_cmp(&weight(a)).then(a.cmp(&b)));
+    let mut keep = order[..opt.max_rules].to_vec();
+    keep.sort_unstable();
+    let mut remap = vec![u32::MAX; d];
+    for (new, &old) in keep.iter().enumerate() {
+        remap[old] = new as u32;
+    }
+    let design: Vec<Row> = (design.iter())
+        .map(|r| {
+            (r.iter())
+                .filter(|&&(j, _)| remap[j as usize] != u32::MAX)
+                .map(|&(j, x)| (remap[j as usize], x))
+                .collect()
+        })
+        .collect();
+    let chosen: Vec<Chosen> = keep.iter().map(|&j| chosen[j].clone()).collect();
+    let train_rows: Vec<&Row> = split.train.iter().map(|&i| &design[i]).collect();
+    let k = chosen.len();
+    let scales = column_scales(&train_rows, k);
+    let fitted = logistic::fit(&train_rows, &split.y_train, k, fit.lambda, &scales, None);
+    progress(
+        t0,
+        format!("kept the {k} most important of {d} rules (--max-rules), refitted"),
+    );
+    (chosen, design, Fit { fitted, ..fit })
+}
+
 /// Points per unit of log-odds. With base rules, chosen so that the base's sales_ready keeps
 /// its meaning: crossing it means reaching the target.
 pub(super) fn choose_scale(
@@ -518,7 +563,7 @@ fn rules_body(opt: &TrainOptions, cands: &[Candidate], rules: &[(usize, f64, Str
             &cands[*ci].kind,
             *p,
             Some(h),
-            opt.max_per_day,
+            cands[*ci].daily_cap(opt.max_per_day),
         ));
     }
     for (ci, p, _) in rules
