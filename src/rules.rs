@@ -841,7 +841,8 @@ fn compile_shape(
             )
         })?),
     };
-    let dwell_band = check_dwell_band(r).map_err(|(field, problem, fix)| bad(field, problem, fix))?;
+    let dwell_band =
+        check_dwell_band(r).map_err(|(field, problem, fix)| bad(field, problem, fix))?;
     let count_window = match &r.count_window {
         None => None,
         Some(_) if band.is_none() && dwell_band.is_none() => {
@@ -887,10 +888,18 @@ fn check_dwell_band(r: &EngagementToml) -> Result<Option<(f64, f64)>, ShapeProbl
         return Ok(None);
     };
     if r.points_per_second.is_none() {
-        return Err(("dwell_band", "needs points_per_second".into(), "use points_per_second"));
+        return Err((
+            "dwell_band",
+            "needs points_per_second".into(),
+            "use points_per_second",
+        ));
     }
     if r.nth.is_some() || r.max_total.is_some() {
-        return Err(("dwell_band", "and a count band both given".into(), "keep one"));
+        return Err((
+            "dwell_band",
+            "and a count band both given".into(),
+            "keep one",
+        ));
     }
     match v.as_slice() {
         [lo, hi] if lo.is_finite() && *lo >= 0.0 && !hi.is_nan() && lo < hi => Ok(Some((*lo, *hi))),

@@ -82,7 +82,10 @@ fn dwell_bands_shape_the_total_time_on_site() {
     // Totals after each view: 60, 160, 400.
     let (s, st, e) = score(&rules, &views(&[(0.0, 60.0), (1.0, 100.0), (2.0, 240.0)]));
     assert!((s - (10.0 + 200.0)).abs() < 1e-9, "{s}");
-    assert_eq!(LeadState::decode(e.rules(), &st.to_bytes(e.rules())).unwrap(), st);
+    assert_eq!(
+        LeadState::decode(e.rules(), &st.to_bytes(e.rules())).unwrap(),
+        st
+    );
     let bad = "[threshold]\nsales_ready = 1\n[[engagement]]\nname = \"r\"\non = \"page_view\"\npoints = 1.0\ndwell_band = [0, 10]\n";
     let err = Rules::parse(Path::new("bad.toml"), bad.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("needs points_per_second"), "{err}");

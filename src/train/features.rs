@@ -71,7 +71,9 @@ impl Candidate {
     /// visit pages already bound what they count; a cap would cut the shape).
     pub fn daily_cap(&self, cap: Option<u32>) -> Option<u32> {
         match &self.kind {
-            Kind::Engagement(_, _, s) if s.counts() || s.visit_page.is_some() || s.per_second => None,
+            Kind::Engagement(_, _, s) if s.counts() || s.visit_page.is_some() || s.per_second => {
+                None
+            }
             _ => cap,
         }
     }
@@ -208,11 +210,20 @@ fn shape_toml(t: &mut String, shape: &Shape, points: f64) {
         let _ = writeln!(t, "points = {}", toml_number(points));
     }
     if let Some((k, m)) = shape.band {
-        let hi = if m == u32::MAX { "inf".to_string() } else { m.to_string() };
+        let hi = if m == u32::MAX {
+            "inf".to_string()
+        } else {
+            m.to_string()
+        };
         let _ = writeln!(t, "nth = [{k}, {hi}]");
     }
     if let Some((low, high)) = shape.dwell_band {
-        let _ = writeln!(t, "dwell_band = [{}, {}]", toml_number(low), toml_number(high));
+        let _ = writeln!(
+            t,
+            "dwell_band = [{}, {}]",
+            toml_number(low),
+            toml_number(high)
+        );
     }
     if let Some(n) = shape.visit_page {
         let _ = writeln!(t, "visit_page = {n}");
@@ -402,7 +413,8 @@ fn section_pattern(seg: &str, segs: &[(String, usize)]) -> Option<String> {
 
 /// Count bands of an engagement family: the first match, the 2nd–3rd, the 4th on — so "the
 /// first view is worth a lot, later ones little" is learnable as points per band.
-const COUNT_BANDS: [((u32, u32), &str); 3] = [((1, 1), "#1"), ((2, 3), "#2-3"), ((4, u32::MAX), "#4+")];
+const COUNT_BANDS: [((u32, u32), &str); 3] =
+    [((1, 1), "#1"), ((2, 3), "#2-3"), ((4, u32::MAX), "#4+")];
 
 fn banded(name: &str, on: EventType, c: &Criteria, base: &Shape, out: &mut Vec<Candidate>) {
     for (band, label) in COUNT_BANDS {
@@ -461,7 +473,11 @@ fn page_view_candidates(
             (format!("page /{seg}"), c)
         };
         banded(&name, EventType::PageView, &section, &none, out);
-        let cuts = obs.durations.get_mut(seg).map(|v| cut_points(v, 3)).unwrap_or_default();
+        let cuts = obs
+            .durations
+            .get_mut(seg)
+            .map(|v| cut_points(v, 3))
+            .unwrap_or_default();
         let mut low = 0.0;
         for high in cuts.iter().copied().chain([f64::INFINITY]) {
             let c = Criteria {
@@ -469,8 +485,13 @@ fn page_view_candidates(
                 max_duration_s: high.is_finite().then_some(high),
                 ..section.clone()
             };
+            let bin = if high.is_finite() {
+                format!("{low}-{high}s")
+            } else {
+                format!("{low}s+")
+            };
             out.push(Candidate {
-                name: format!("{name} {low}-{high}s"),
+                name: format!("{name} dwell {bin}"),
                 kind: Kind::Engagement(EventType::PageView, c, none.clone()),
             });
             low = high;
@@ -479,17 +500,30 @@ fn page_view_candidates(
     if segs.is_empty() {
         return;
     }
-    let mut totals: Vec<f64> = obs.dwell_by_lead.values().copied().filter(|t| *t > 0.0).collect();
+    let mut totals: Vec<f64> = obs
+        .dwell_by_lead
+        .values()
+        .copied()
+        .filter(|t| *t > 0.0)
+        .collect();
     if totals.len() >= min {
         let mut low = 0.0;
-        for high in cut_points(&mut totals, 5).into_iter().chain([f64::INFINITY]) {
+        for high in cut_points(&mut totals, 5)
+            .into_iter()
+            .chain([f64::INFINITY])
+        {
             let shape = Shape {
                 per_second: true,
                 dwell_band: Some((low, high)),
                 ..none.clone()
             };
+            let bin = if high.is_finite() {
+                format!("{low}-{high}")
+            } else {
+                format!("{low}+")
+            };
             out.push(Candidate {
-                name: format!("dwell seconds {low}-{high}"),
+                name: format!("dwell seconds {bin}"),
                 kind: Kind::Engagement(EventType::PageView, any(), shape),
             });
             low = high;
@@ -619,16 +653,28 @@ fn numeric_bins(
     for b in 1..parts {
         let q = sorted[(sorted.len() * b / parts).min(sorted.len() - 1)];
         let below = sorted.partition_point(|&x| x < q);
-        let since_last = cuts.last().map_or(below, |&c| below - sorted.partition_point(|&x| x < c));
+        let since_last = cuts
+            .last()
+            .map_or(below, |&c| below - sorted.partition_point(|&x| x < c));
         if since_last >= min && sorted.len() - below >= min && cuts.last() != Some(&q) {
             cuts.push(q);
         }
     }
     let mut low = f64::NEG_INFINITY;
     for high in cuts.iter().copied().chain([f64::INFINITY]) {
-        let text = |x: f64| if x.is_finite() { crate::event::number_text(x) } else { "∞".into() };
+        let text = |x: f64| {
+            if x.is_finite() {
+                crate::event::number_text(x)
+            } else {
+                "∞".into()
+            }
+        };
         out.push(Candidate {
-            name: format!("{field} in [{}, {})", text(low).replace('∞', "-∞"), text(high)),
+            name: format!(
+                "{field} in [{}, {})",
+                text(low).replace('∞', "-∞"),
+                text(high)
+            ),
             kind: Kind::Bin {
                 field: field.to_string(),
                 low,
@@ -704,7 +750,13 @@ pub fn feature_rows(rules: &Rules, states: &[LeadState]) -> Vec<Row> {
                 .filter(|a| a.value != 0.0)
                 .map(|a| (a.rule as u32, a.value))
                 .collect();
-            for (j, r) in rules.fit.iter().enumerate() {
+            // A lead without a scored event has no score at all (fit included), as in replay.
+            let fit_rules = if st.clock().is_some() {
+                &rules.fit[..]
+            } else {
+                &[]
+            };
+            for (j, r) in fit_rules.iter().enumerate() {
                 if r.condition.holds_on(st.profile_value(&r.field)) {
                     row.push(((e + j) as u32, 1.0));
                 }

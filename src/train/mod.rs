@@ -127,6 +127,74 @@ pub struct LearnedRule {
     pub support: usize,
 }
 
+/// One feature's shape function: the rules of one family (count bands, dwell bands, numeric
+/// bins, visits), bin by bin.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureShape {
+    /// The family, e.g. `page /pricing` or `dwell seconds`.
+    pub feature: String,
+    /// (bin, points), in bin order.
+    pub bins: Vec<(String, f64)>,
+}
+
+/// The family and bin of a learned rule's name, when it is one bin of a shape.
+fn family_of(name: &str) -> Option<(String, String)> {
+    if let Some(rest) = name.strip_prefix("dwell seconds ") {
+        return Some((
+            "dwell seconds (per second of total dwell)".into(),
+            rest.into(),
+        ));
+    }
+    if let Some((field, bin)) = name.split_once(" in [") {
+        return Some((field.into(), format!("[{bin}")));
+    }
+    if let Some((head, bin)) = name.rsplit_once(" dwell ") {
+        return Some((format!("{head} (by dwell per view)"), bin.into()));
+    }
+    let (head, last) = name.rsplit_once(' ')?;
+    last.starts_with('#')
+        .then(|| (format!("{head} (by count)"), last.to_string()))
+}
+
+/// The first number of a bin label (`#2-3` → 2, `[-∞, 5)` → −∞, `300-700` → 300).
+fn bin_start(bin: &str) -> f64 {
+    let b = bin.trim_start_matches(['#', '[']);
+    if b.starts_with("-∞") {
+        return f64::NEG_INFINITY;
+    }
+    let n: String = b
+        .char_indices()
+        .take_while(|&(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && c == '-'))
+        .map(|(_, c)| c)
+        .collect();
+    n.parse().unwrap_or(f64::MAX)
+}
+
+/// Groups the learned rules into shapes (families with at least two bins), bins ordered by
+/// their first number.
+pub fn shapes_of(rules: &[LearnedRule]) -> Vec<FeatureShape> {
+    let mut families: Vec<FeatureShape> = Vec::new();
+    for r in rules {
+        let Some((feature, bin)) = family_of(&r.rule) else {
+            continue;
+        };
+        match families.iter_mut().find(|f| f.feature == feature) {
+            Some(f) => f.bins.push((bin, r.points)),
+            None => families.push(FeatureShape {
+                feature,
+                bins: vec![(bin, r.points)],
+            }),
+        }
+    }
+    for f in &mut families {
+        f.bins
+            .sort_by(|a, b| bin_start(&a.0).total_cmp(&bin_start(&b.0)));
+    }
+    families.retain(|f| f.bins.len() >= 2);
+    families.sort_by(|a, b| a.feature.cmp(&b.feature));
+    families
+}
+
 /// Half-life choice of one engagement candidate.
 #[derive(Debug, Clone, Serialize)]
 pub struct HalfLifeChoice {
@@ -187,6 +255,8 @@ pub struct Report {
     pub base: Option<Evaluation>,
     /// The rules, largest |points| first.
     pub rules: Vec<LearnedRule>,
+    /// The shape of each banded feature: its bins in order with their points.
+    pub shapes: Vec<FeatureShape>,
     /// Things the user should know.
     pub warnings: Vec<String>,
     /// Wall time.
@@ -500,6 +570,14 @@ impl Report {
                 r.support,
                 r.rule
             );
+        }
+        if !self.shapes.is_empty() {
+            let _ = writeln!(s, "\nshapes (points per bin)");
+            for f in &self.shapes {
+                let bins: Vec<String> =
+                    f.bins.iter().map(|(b, p)| format!("{b} {p:+.1}")).collect();
+                let _ = writeln!(s, "  {}: {}", f.feature, bins.join(", "));
+            }
         }
         for w in &self.warnings {
             let _ = writeln!(s, "\nWARNING: {w}");

@@ -859,6 +859,7 @@ pub(super) fn assemble(
         train_flagged_rate: evals.train_flagged_rate,
         model: evals.model,
         base: evals.base,
+        shapes: super::shapes_of(&rules),
         rules,
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
