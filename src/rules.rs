@@ -785,92 +785,22 @@ fn rule_points(at: &ErrorAt<'_>, loc: &str, r: &EngagementToml) -> Result<f64, R
     Ok(p)
 }
 
-/// Per-second points, count band, count window, visit page.
+/// Per-second points, count band, dwell band, count window, visit page.
 fn compile_shape(
     at: &ErrorAt<'_>,
     loc: &str,
     r: &EngagementToml,
     on: EventType,
 ) -> Result<Shape, RulesError> {
-    let bad = |field: &str, problem: String, fix: &str| {
+    let bad = |(field, problem, fix): ShapeProblem| {
         at.err(loc, format!("field `{field}` {problem}"), fix)
     };
-    if r.max_seconds.is_some() && r.points_per_second.is_none() {
-        return Err(bad(
-            "max_seconds",
-            "needs points_per_second".into(),
-            "remove it, or use points_per_second",
-        ));
-    }
-    if let Some(m) = r.max_seconds.filter(|m| !(m.is_finite() && *m > 0.0)) {
-        return Err(bad(
-            "max_seconds",
-            format!("must be > 0, got {m}"),
-            "use a number of seconds",
-        ));
-    }
-    if (r.points_per_second.is_some() || r.visit_page.is_some()) && on != EventType::PageView {
-        return Err(bad(
-            if r.visit_page.is_some() {
-                "visit_page"
-            } else {
-                "points_per_second"
-            },
-            format!("can never match {on} events"),
-            "use it with on = \"page_view\"",
-        ));
-    }
-    let band = match (&r.nth, r.max_total) {
-        (None, None) => None,
-        (Some(_), Some(_)) => {
-            return Err(bad("nth", "and `max_total` both given".into(), "keep one"))
-        }
-        (None, Some(n)) if n >= 1 && n <= u32::MAX as i64 => Some((1, n as u32)),
-        (None, Some(n)) => {
-            return Err(bad(
-                "max_total",
-                format!("must be ≥ 1, got {n}"),
-                "use a positive count",
-            ))
-        }
-        (Some(v), None) => Some(nth_band(v).ok_or_else(|| {
-            bad(
-                "nth",
-                format!("must be [k, m] with 1 ≤ k ≤ m (m may be inf), got {v:?}"),
-                "write nth = [4, 13] or nth = [4, inf]",
-            )
-        })?),
-    };
-    let dwell_band =
-        check_dwell_band(r).map_err(|(field, problem, fix)| bad(field, problem, fix))?;
-    let count_window = match &r.count_window {
-        None => None,
-        Some(_) if band.is_none() && dwell_band.is_none() => {
-            return Err(bad(
-                "count_window",
-                "needs nth, max_total or dwell_band".into(),
-                "remove it, or add a band",
-            ))
-        }
-        Some(w) => parse_half_life(w).ok().flatten().map(Some).ok_or_else(|| {
-            bad(
-                "count_window",
-                format!("`{w}` is not a positive duration"),
-                "use a duration such as \"30d\"",
-            )
-        })?,
-    };
-    let visit_page = match r.visit_page {
-        None => None,
-        Some(n) if n >= 1 && n <= u32::MAX as i64 => Some(n as u32),
-        Some(n) => {
-            return Err(bad(
-                "visit_page",
-                format!("must be ≥ 1, got {n}"),
-                "1 is the first page of a visit",
-            ))
-        }
-    };
+    check_per_second(r, on).map_err(bad)?;
+    let band = check_count_band(r).map_err(bad)?;
+    let dwell_band = check_dwell_band(r).map_err(bad)?;
+    let count_window =
+        check_count_window(r, band.is_some() || dwell_band.is_some()).map_err(bad)?;
+    let visit_page = check_visit_page(r).map_err(bad)?;
     Ok(Shape {
         per_second: r.points_per_second.is_some(),
         max_seconds: r.max_seconds,
@@ -881,8 +811,86 @@ fn compile_shape(
     })
 }
 
-/// `dwell_band = [low, high]`: only with `points_per_second`, never with a count band.
+/// What is wrong with a shape key: (field, problem, fix).
 type ShapeProblem = (&'static str, String, &'static str);
+
+/// `max_seconds` needs `points_per_second`; per-second points and visit pages need page views.
+fn check_per_second(r: &EngagementToml, on: EventType) -> Result<(), ShapeProblem> {
+    if r.max_seconds.is_some() && r.points_per_second.is_none() {
+        let fix = "remove it, or use points_per_second";
+        return Err(("max_seconds", "needs points_per_second".into(), fix));
+    }
+    if let Some(m) = r.max_seconds.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        let fix = "use a number of seconds";
+        return Err(("max_seconds", format!("must be > 0, got {m}"), fix));
+    }
+    if (r.points_per_second.is_some() || r.visit_page.is_some()) && on != EventType::PageView {
+        let field = if r.visit_page.is_some() {
+            "visit_page"
+        } else {
+            "points_per_second"
+        };
+        let fix = "use it with on = \"page_view\"";
+        return Err((field, format!("can never match {on} events"), fix));
+    }
+    Ok(())
+}
+
+/// `nth = [k, m]` or `max_total = n`, at most one.
+fn check_count_band(r: &EngagementToml) -> Result<Option<(u32, u32)>, ShapeProblem> {
+    match (&r.nth, r.max_total) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(("nth", "and `max_total` both given".into(), "keep one")),
+        (None, Some(n)) if n >= 1 && n <= u32::MAX as i64 => Ok(Some((1, n as u32))),
+        (None, Some(n)) => Err((
+            "max_total",
+            format!("must be ≥ 1, got {n}"),
+            "use a positive count",
+        )),
+        (Some(v), None) => nth_band(v).map(Some).ok_or_else(|| {
+            (
+                "nth",
+                format!("must be [k, m] with 1 ≤ k ≤ m (m may be inf), got {v:?}"),
+                "write nth = [4, 13] or nth = [4, inf]",
+            )
+        }),
+    }
+}
+
+/// `count_window`: a positive duration, only with a band.
+fn check_count_window(r: &EngagementToml, banded: bool) -> Result<Option<Micros>, ShapeProblem> {
+    match &r.count_window {
+        None => Ok(None),
+        Some(_) if !banded => Err((
+            "count_window",
+            "needs nth, max_total or dwell_band".into(),
+            "remove it, or add a band",
+        )),
+        Some(w) => parse_half_life(w).ok().flatten().map(Some).ok_or_else(|| {
+            let fix = "use a duration such as \"30d\"";
+            (
+                "count_window",
+                format!("`{w}` is not a positive duration"),
+                fix,
+            )
+        }),
+    }
+}
+
+/// `visit_page = n`, n ≥ 1.
+fn check_visit_page(r: &EngagementToml) -> Result<Option<u32>, ShapeProblem> {
+    match r.visit_page {
+        None => Ok(None),
+        Some(n) if n >= 1 && n <= u32::MAX as i64 => Ok(Some(n as u32)),
+        Some(n) => Err((
+            "visit_page",
+            format!("must be ≥ 1, got {n}"),
+            "1 is the first page of a visit",
+        )),
+    }
+}
+
+/// `dwell_band = [low, high]`: only with `points_per_second`, never with a count band.
 fn check_dwell_band(r: &EngagementToml) -> Result<Option<(f64, f64)>, ShapeProblem> {
     let Some(v) = &r.dwell_band else {
         return Ok(None);
@@ -1100,28 +1108,8 @@ fn fit_condition(at: &ErrorAt<'_>, loc: &str, r: FitToml) -> Result<FitCondition
         }
         return Ok(FitCondition::In(values));
     }
-    if let Some(range) = r.range {
-        return match range.as_slice() {
-            // Open ends are allowed: `range = [5, inf]` means "at least 5".
-            [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo <= hi => {
-                Ok(FitCondition::Range(*lo, *hi))
-            }
-            _ => Err(at.err(
-                loc,
-                format!("field `range` must be [low, high] with low ≤ high, got {range:?}"),
-                "write range = [50, 5000]",
-            )),
-        };
-    }
-    if let Some(bin) = r.bin {
-        return match bin.as_slice() {
-            [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo < hi => Ok(FitCondition::Bin(*lo, *hi)),
-            _ => Err(at.err(
-                loc,
-                format!("field `bin` must be [low, high) with low < high, got {bin:?}"),
-                "write bin = [50, 200] (50 ≤ x < 200; -inf and inf allowed)",
-            )),
-        };
+    if let Some(c) = numeric_condition(at, loc, &r)? {
+        return Ok(c);
     }
     if r.exists == Some(true) {
         return Ok(FitCondition::Exists);
@@ -1141,6 +1129,40 @@ fn fit_condition(at: &ErrorAt<'_>, loc: &str, r: FitToml) -> Result<FitCondition
         "`exists = false` is not a condition".into(),
         "use exists = true, or remove the rule",
     ))
+}
+
+/// `range = [a, b]` or `bin = [a, b]`, when given.
+fn numeric_condition(
+    at: &ErrorAt<'_>,
+    loc: &str,
+    r: &FitToml,
+) -> Result<Option<FitCondition>, RulesError> {
+    if let Some(range) = &r.range {
+        return match range.as_slice() {
+            // Open ends are allowed: `range = [5, inf]` means "at least 5".
+            [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo <= hi => {
+                Ok(Some(FitCondition::Range(*lo, *hi)))
+            }
+            _ => Err(at.err(
+                loc,
+                format!("field `range` must be [low, high] with low ≤ high, got {range:?}"),
+                "write range = [50, 5000]",
+            )),
+        };
+    }
+    if let Some(bin) = &r.bin {
+        return match bin.as_slice() {
+            [lo, hi] if !lo.is_nan() && !hi.is_nan() && lo < hi => {
+                Ok(Some(FitCondition::Bin(*lo, *hi)))
+            }
+            _ => Err(at.err(
+                loc,
+                format!("field `bin` must be [low, high) with low < high, got {bin:?}"),
+                "write bin = [50, 200] (50 ≤ x < 200; -inf and inf allowed)",
+            )),
+        };
+    }
+    Ok(None)
 }
 
 /// `[model]`, when present.

@@ -504,22 +504,7 @@ impl LeadState {
                 ts,
             });
         }
-        let sections = match version {
-            FORMAT_VERSION => 0,
-            FORMAT_VERSION_FEEDBACK => 1,
-            _ => r.u8()?,
-        };
-        if sections & !3 != 0 {
-            return Err(StateDecodeError(format!(
-                "unknown state sections {sections:#x}"
-            )));
-        }
-        if sections & 1 != 0 {
-            st.feedback = Some(Box::new(decode_feedback(&mut r)?));
-        }
-        if sections & 2 != 0 {
-            st.shape = Some(Box::new(decode_shape(&mut r, rules)?));
-        }
+        decode_sections(version, &mut r, rules, &mut st)?;
         if r.pos != bytes.len() {
             return Err(StateDecodeError(format!(
                 "{} trailing bytes",
@@ -584,6 +569,33 @@ fn decode_feedback(r: &mut Reader<'_>) -> Result<SalesFeedback, StateDecodeError
     };
     f.alert_signal = r.opt_string()?.map(Into::into);
     Ok(f)
+}
+
+/// The optional sections after the v1 body: none (v1), sales feedback (v2), or a bitmask of
+/// them (v3).
+fn decode_sections(
+    version: u8,
+    r: &mut Reader<'_>,
+    rules: &Rules,
+    st: &mut LeadState,
+) -> Result<(), StateDecodeError> {
+    let sections = match version {
+        FORMAT_VERSION => 0,
+        FORMAT_VERSION_FEEDBACK => 1,
+        _ => r.u8()?,
+    };
+    if sections & !3 != 0 {
+        return Err(StateDecodeError(format!(
+            "unknown state sections {sections:#x}"
+        )));
+    }
+    if sections & 1 != 0 {
+        st.feedback = Some(Box::new(decode_feedback(r)?));
+    }
+    if sections & 2 != 0 {
+        st.shape = Some(Box::new(decode_shape(r, rules)?));
+    }
+    Ok(())
 }
 
 fn encode_shape(s: &ShapeState, rules: &Rules, out: &mut Vec<u8>) {

@@ -22,6 +22,8 @@ use super::data::Outcomes;
 use super::logistic::Row;
 
 /// What a candidate rule matches.
+// A few hundred candidates at most: the size of the engagement variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Kind {
     /// An engagement rule: event type, criteria and shape (the engine's own [`Criteria`] and
@@ -33,13 +35,6 @@ pub enum Kind {
         field: String,
         /// Value (lower case).
         value: String,
-    },
-    /// A fit rule `range = [at_least, inf]`.
-    AtLeast {
-        /// Profile field.
-        field: String,
-        /// Lower bound.
-        value: f64,
     },
     /// A fit rule `bin = [low, high]` (low ≤ x < high).
     Bin {
@@ -122,79 +117,64 @@ pub fn rule_toml(
     half_life: Option<&str>,
     max_per_day: Option<u32>,
 ) -> String {
-    let mut t = String::new();
-    match kind {
+    let (field, condition) = match kind {
         Kind::Engagement(on, c, shape) => {
-            let _ = writeln!(t, "[[engagement]]\nname = {}", quote(name));
-            let _ = writeln!(t, "on = \"{}\"", on.as_str());
-            for (key, value) in [
-                ("url_path_prefix", c.url_path_prefix.as_deref()),
-                ("url_contains", c.url_contains.as_deref()),
-                ("url_regex", c.url_regex.as_ref().map(|r| r.as_str())),
-                ("campaign_id", c.campaign_id.as_deref()),
-                ("form_id", c.form_id.as_deref()),
-                ("offer_stage", c.offer_stage.map(|s| s.as_str())),
-            ] {
-                if let Some(v) = value {
-                    let _ = writeln!(t, "{key} = {}", quote(v));
-                }
-            }
-            for (key, value) in [
-                ("min_duration_s", c.min_duration_s),
-                ("max_duration_s", c.max_duration_s),
-            ] {
-                if let Some(d) = value {
-                    let _ = writeln!(t, "{key} = {}", toml_number(d));
-                }
-            }
-            shape_toml(&mut t, shape, points);
-            if let Some(h) = half_life {
-                let _ = writeln!(t, "half_life = {}", quote(h));
-            }
-            if let Some(m) = max_per_day {
-                let _ = writeln!(t, "max_per_day = {m}");
-            }
+            return engagement_toml(name, *on, c, shape, points, half_life, max_per_day)
         }
-        Kind::Equals { field, value } => {
-            let _ = writeln!(
-                t,
-                "[[fit]]\nname = {}\nfield = {}\nequals = {}\npoints = {}",
-                quote(name),
-                quote(field),
-                quote(value),
-                toml_number(points)
-            );
+        Kind::Equals { field, value } => (field, format!("equals = {}", quote(value))),
+        Kind::Bin { field, low, high } => (
+            field,
+            format!("bin = [{}, {}]", toml_number(*low), toml_number(*high)),
+        ),
+        Kind::Missing { field } => (field, "missing = true".to_string()),
+    };
+    format!(
+        "[[fit]]\nname = {}\nfield = {}\n{condition}\npoints = {}\n",
+        quote(name),
+        quote(field),
+        toml_number(points)
+    )
+}
+
+/// The TOML of one `[[engagement]]` rule.
+fn engagement_toml(
+    name: &str,
+    on: EventType,
+    c: &Criteria,
+    shape: &Shape,
+    points: f64,
+    half_life: Option<&str>,
+    max_per_day: Option<u32>,
+) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "[[engagement]]\nname = {}", quote(name));
+    let _ = writeln!(t, "on = \"{}\"", on.as_str());
+    for (key, value) in [
+        ("url_path_prefix", c.url_path_prefix.as_deref()),
+        ("url_contains", c.url_contains.as_deref()),
+        ("url_regex", c.url_regex.as_ref().map(|r| r.as_str())),
+        ("campaign_id", c.campaign_id.as_deref()),
+        ("form_id", c.form_id.as_deref()),
+        ("offer_stage", c.offer_stage.map(|s| s.as_str())),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(t, "{key} = {}", quote(v));
         }
-        Kind::AtLeast { field, value } => {
-            let _ = writeln!(
-                t,
-                "[[fit]]\nname = {}\nfield = {}\nrange = [{}, inf]\npoints = {}",
-                quote(name),
-                quote(field),
-                toml_number(*value),
-                toml_number(points)
-            );
+    }
+    for (key, value) in [
+        ("min_duration_s", c.min_duration_s),
+        ("max_duration_s", c.max_duration_s),
+    ] {
+        if let Some(d) = value {
+            let _ = writeln!(t, "{key} = {}", toml_number(d));
         }
-        Kind::Bin { field, low, high } => {
-            let _ = writeln!(
-                t,
-                "[[fit]]\nname = {}\nfield = {}\nbin = [{}, {}]\npoints = {}",
-                quote(name),
-                quote(field),
-                toml_number(*low),
-                toml_number(*high),
-                toml_number(points)
-            );
-        }
-        Kind::Missing { field } => {
-            let _ = writeln!(
-                t,
-                "[[fit]]\nname = {}\nfield = {}\nmissing = true\npoints = {}",
-                quote(name),
-                quote(field),
-                toml_number(points)
-            );
-        }
+    }
+    shape_toml(&mut t, shape, points);
+    if let Some(h) = half_life {
+        let _ = writeln!(t, "half_life = {}", quote(h));
+    }
+    if let Some(m) = max_per_day {
+        let _ = writeln!(t, "max_per_day = {m}");
     }
     t
 }
@@ -453,98 +433,117 @@ fn page_view_candidates(
     opt: &CandidateOptions,
     out: &mut Vec<Candidate>,
 ) {
-    let any = Criteria::default;
-    let none = Shape::default();
     let segs = obs.sup.top("pv:", min, opt.max_values + 1);
     for (seg, _) in &segs {
-        let (name, section) = if seg == "*" {
-            ("page view".to_string(), any())
-        } else {
-            let c = match section_pattern(seg, &segs) {
-                Some(p) => Criteria {
-                    url_regex: Some(Regex::new(&p).expect("a valid pattern of ours")),
-                    ..any()
-                },
-                None => Criteria {
-                    url_path_prefix: Some(format!("/{seg}")),
-                    ..any()
-                },
-            };
-            (format!("page /{seg}"), c)
-        };
-        banded(&name, EventType::PageView, &section, &none, out);
+        let (name, section) = section_of(seg, &segs);
+        banded(&name, EventType::PageView, &section, &Shape::default(), out);
         let cuts = obs
             .durations
             .get_mut(seg)
             .map(|v| cut_points(v, 3))
             .unwrap_or_default();
-        let mut low = 0.0;
-        for high in cuts.iter().copied().chain([f64::INFINITY]) {
-            let c = Criteria {
-                min_duration_s: Some(low),
-                max_duration_s: high.is_finite().then_some(high),
-                ..section.clone()
-            };
-            let bin = if high.is_finite() {
-                format!("{low}-{high}s")
-            } else {
-                format!("{low}s+")
-            };
-            out.push(Candidate {
-                name: format!("{name} dwell {bin}"),
-                kind: Kind::Engagement(EventType::PageView, c, none.clone()),
-            });
-            low = high;
-        }
+        dwell_per_view(&name, &section, &cuts, out);
     }
     if segs.is_empty() {
         return;
     }
-    let mut totals: Vec<f64> = obs
-        .dwell_by_lead
-        .values()
-        .copied()
+    total_dwell(obs, min, out);
+    visits(out);
+}
+
+/// The name and criteria of a page section (`*` = any page).
+fn section_of(seg: &str, segs: &[(String, usize)]) -> (String, Criteria) {
+    let any = Criteria::default;
+    if seg == "*" {
+        return ("page view".to_string(), any());
+    }
+    let c = match section_pattern(seg, segs) {
+        Some(p) => Criteria {
+            url_regex: Some(Regex::new(&p).expect("a valid pattern of ours")),
+            ..any()
+        },
+        None => Criteria {
+            url_path_prefix: Some(format!("/{seg}")),
+            ..any()
+        },
+    };
+    (format!("page /{seg}"), c)
+}
+
+/// Dwell bands of single page views: `[0, c1)`, `[c1, c2)`, …, `[ck, ∞)`.
+fn dwell_per_view(name: &str, section: &Criteria, cuts: &[f64], out: &mut Vec<Candidate>) {
+    let mut low = 0.0;
+    for high in cuts.iter().copied().chain([f64::INFINITY]) {
+        let c = Criteria {
+            min_duration_s: Some(low),
+            max_duration_s: high.is_finite().then_some(high),
+            ..section.clone()
+        };
+        let bin = if high.is_finite() {
+            format!("{low}-{high}s")
+        } else {
+            format!("{low}s+")
+        };
+        out.push(Candidate {
+            name: format!("{name} dwell {bin}"),
+            kind: Kind::Engagement(EventType::PageView, c, Shape::default()),
+        });
+        low = high;
+    }
+}
+
+/// Points per second of the lead's total dwell, in bands at the quintiles of the totals.
+fn total_dwell(obs: &Observed, min: usize, out: &mut Vec<Candidate>) {
+    let mut totals: Vec<f64> = (obs.dwell_by_lead.values().copied())
         .filter(|t| *t > 0.0)
         .collect();
-    if totals.len() >= min {
-        let mut low = 0.0;
-        for high in cut_points(&mut totals, 5)
-            .into_iter()
-            .chain([f64::INFINITY])
-        {
-            let shape = Shape {
-                per_second: true,
-                dwell_band: Some((low, high)),
-                ..none.clone()
-            };
-            let bin = if high.is_finite() {
-                format!("{low}-{high}")
-            } else {
-                format!("{low}+")
-            };
-            out.push(Candidate {
-                name: format!("dwell seconds {bin}"),
-                kind: Kind::Engagement(EventType::PageView, any(), shape),
-            });
-            low = high;
-        }
+    if totals.len() < min {
+        return;
     }
+    let mut low = 0.0;
+    for high in cut_points(&mut totals, 5)
+        .into_iter()
+        .chain([f64::INFINITY])
+    {
+        let shape = Shape {
+            per_second: true,
+            dwell_band: Some((low, high)),
+            ..Shape::default()
+        };
+        let bin = if high.is_finite() {
+            format!("{low}-{high}")
+        } else {
+            format!("{low}+")
+        };
+        out.push(Candidate {
+            name: format!("dwell seconds {bin}"),
+            kind: Kind::Engagement(EventType::PageView, Criteria::default(), shape),
+        });
+        low = high;
+    }
+}
+
+/// Count bands of visit starts, and visits reaching 3 and 6 pages.
+fn visits(out: &mut Vec<Candidate>) {
     let start = Shape {
         visit_page: Some(1),
-        ..none.clone()
+        ..Shape::default()
     };
-    banded("visit", EventType::PageView, &any(), &start, out);
+    banded(
+        "visit",
+        EventType::PageView,
+        &Criteria::default(),
+        &start,
+        out,
+    );
     for pages in [3, 6] {
+        let shape = Shape {
+            visit_page: Some(pages),
+            ..Shape::default()
+        };
         out.push(Candidate {
             name: format!("visit reaching {pages} pages"),
-            kind: Kind::Engagement(
-                EventType::PageView,
-                any(),
-                Shape {
-                    visit_page: Some(pages),
-                    ..none.clone()
-                },
-            ),
+            kind: Kind::Engagement(EventType::PageView, Criteria::default(), shape),
         });
     }
 }
