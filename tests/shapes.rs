@@ -207,3 +207,42 @@ fn shape_fields_that_cannot_work_are_refused_with_the_fix() {
     let e = Rules::parse(Path::new("bad.toml"), text.as_bytes()).unwrap_err();
     assert!(e.to_string().contains("page_view"), "{e}");
 }
+
+proptest::proptest! {
+    /// Dwell bands that partition [0, ∞) split every second exactly once: their points add up
+    /// to the total dwell, whatever the durations and the cut points.
+    #[test]
+    fn dwell_bands_partition_the_total(
+        durations in proptest::collection::vec(0.0f64..2000.0, 1..20),
+        a in 1.0f64..500.0,
+        gap in 1.0f64..2000.0,
+    ) {
+        let b = a + gap;
+        let rules = format!(
+            "{}{}{}",
+            rule(&format!("points_per_second = 1.0\ndwell_band = [0, {a}]")).replace("\"r\"", "\"low\""),
+            rule(&format!("points_per_second = 1.0\ndwell_band = [{a}, {b}]")).replace("\"r\"", "\"mid\""),
+            rule(&format!("points_per_second = 1.0\ndwell_band = [{b}, inf]")).replace("\"r\"", "\"high\""),
+        );
+        let items: Vec<(f64, f64)> = durations.iter().enumerate().map(|(i, d)| (i as f64, *d)).collect();
+        let (s, _, _) = score(&rules, &views(&items));
+        let total: f64 = durations.iter().sum();
+        proptest::prop_assert!((s - total).abs() <= 1e-6 * total.max(1.0), "{} vs {}", s, total);
+    }
+
+    /// Count bands that partition the matches count every match once.
+    #[test]
+    fn count_bands_partition_the_matches(n in 1usize..40, p in 2u32..10, width in 0u32..10) {
+        // [1, p − 1], [p, q], [q + 1, ∞)
+        let q = p + width;
+        let rules = format!(
+            "{}{}{}",
+            rule(&format!("nth = [1, {}]\npoints = 1.0", p - 1)).replace("\"r\"", "\"a\""),
+            rule(&format!("nth = [{p}, {q}]\npoints = 1.0")).replace("\"r\"", "\"b\""),
+            rule(&format!("nth = [{}, inf]\npoints = 1.0", q + 1)).replace("\"r\"", "\"c\""),
+        );
+        let items: Vec<(f64, f64)> = (0..n).map(|i| (i as f64, 1.0)).collect();
+        let (s, _, _) = score(&rules, &views(&items));
+        proptest::prop_assert_eq!(s, n as f64);
+    }
+}
