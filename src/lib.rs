@@ -1,7 +1,8 @@
 //! leadscore: real-time, explainable lead scoring on a Kafka event stream.
 //!
-//! The functional core ([`event`], [`rules`], [`engine`], [`state`], [`output`]) is pure and
-//! deterministic; [`replay`] and the Kafka service are shells around it.
+//! The functional core ([`event`], [`verdict`], [`rules`], [`engine`], [`state`], [`output`])
+//! is pure and deterministic; [`replay`], [`backtest`], [`train`] and the Kafka service are
+//! shells around it.
 
 pub mod backtest;
 pub mod config;
