@@ -562,16 +562,21 @@ pub fn decode<'a>(
 
 /// Checks SPEC §2: the lead id must equal the message key when the key is set.
 pub fn check_key(ev: &Event<'_>, key: Option<&[u8]>) -> Result<(), InvalidEvent> {
+    check_key_is(&ev.lead_id, key)
+}
+
+/// The message key, when set, must be UTF-8 and equal to `lead_id` (events and verdicts).
+pub fn check_key_is(lead_id: &str, key: Option<&[u8]>) -> Result<(), InvalidEvent> {
     match key {
         None => Ok(()),
         Some(k) => {
             let k = std::str::from_utf8(k).map_err(|_| InvalidEvent::KeyNotUtf8)?;
-            if k == ev.lead_id {
+            if k == lead_id {
                 Ok(())
             } else {
                 Err(InvalidEvent::KeyMismatch {
                     key: preview(k),
-                    lead_id: preview(&ev.lead_id),
+                    lead_id: preview(lead_id),
                 })
             }
         }

@@ -464,7 +464,7 @@ impl Rules {
         let (rearm_below, min_fit) = check_threshold(&at, &raw.threshold)?;
         let suppress_after_rejection = match &raw.threshold.suppress_after_rejection {
             None => None,
-            Some(s) => parse_half_life(s).ok().flatten().map(Some).ok_or_else(|| {
+            Some(s) => positive_duration(s).map(Some).ok_or_else(|| {
                 at.err(
                     "[threshold] suppress_after_rejection",
                     format!("`{s}` is not a positive duration"),
@@ -475,16 +475,13 @@ impl Rules {
         let default_half_life = parse_half_life(&raw.decay.half_life)
             .map_err(|p| at.err("[decay] half_life", p, HALF_LIFE_FIX))?;
         let bot_filter = compile_bot_filter(&at, &raw.bot_filter)?;
-        let visit_gap = parse_half_life(&raw.visits.gap)
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                at.err(
-                    "[visits] gap",
-                    format!("`{}` is not a positive duration", raw.visits.gap),
-                    "use a duration such as \"30m\" (the default)",
-                )
-            })?;
+        let visit_gap = positive_duration(&raw.visits.gap).ok_or_else(|| {
+            at.err(
+                "[visits] gap",
+                format!("`{}` is not a positive duration", raw.visits.gap),
+                "use a duration such as \"30m\" (the default)",
+            )
+        })?;
         let mut names: HashSet<String> = HashSet::new();
         let eng = compile_engagement(&at, raw.engagement, default_half_life, &mut names)?;
         let fit = raw
@@ -866,7 +863,7 @@ fn check_count_window(r: &EngagementToml, banded: bool) -> Result<Option<Micros>
             "needs nth, max_total or dwell_band".into(),
             "remove it, or add a band",
         )),
-        Some(w) => parse_half_life(w).ok().flatten().map(Some).ok_or_else(|| {
+        Some(w) => positive_duration(w).map(Some).ok_or_else(|| {
             let fix = "use a duration such as \"30d\"";
             (
                 "count_window",
@@ -1198,6 +1195,11 @@ pub fn parse_half_life(s: &str) -> Result<Option<Micros>, String> {
         return Err(format!("half-life `{s}` must be positive and finite"));
     }
     Ok(Some(us as Micros))
+}
+
+/// A positive, finite duration (humantime; `never` is none).
+fn positive_duration(s: &str) -> Option<Micros> {
+    parse_half_life(s).ok().flatten()
 }
 
 /// Stable 32-bit key of a rule name (xxh3), used instead of the name in persisted state.

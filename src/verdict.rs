@@ -5,7 +5,7 @@
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{check_len, preview, time_field, InvalidEvent, Limits};
+use crate::event::{check_key_is, check_len, preview, time_field, InvalidEvent, Limits};
 use crate::proto;
 use crate::time::{format_rfc3339, Micros};
 
@@ -57,11 +57,6 @@ impl SalesOutcome {
     /// Inverse of [`SalesOutcome::code`].
     pub fn from_code(c: u8) -> Option<Self> {
         Self::ALL.get(c as usize).copied()
-    }
-
-    /// Won or lost: the lead's story has ended (what `train` learns from).
-    pub fn is_final(self) -> bool {
-        matches!(self, SalesOutcome::Won | SalesOutcome::Lost)
     }
 }
 
@@ -167,17 +162,8 @@ pub fn decode(
         Some(b'{') | None => decode_json(payload, limits)?,
         Some(_) => decode_protobuf(payload, limits)?,
     };
-    match key {
-        None => Ok(v),
-        Some(k) => match std::str::from_utf8(k) {
-            Err(_) => Err(InvalidEvent::KeyNotUtf8),
-            Ok(k) if k == v.lead_id => Ok(v),
-            Ok(k) => Err(InvalidEvent::KeyMismatch {
-                key: preview(k),
-                lead_id: preview(&v.lead_id),
-            }),
-        },
-    }
+    check_key_is(&v.lead_id, key)?;
+    Ok(v)
 }
 
 fn validate(raw: VerdictJson, limits: &Limits) -> Result<Verdict, InvalidEvent> {

@@ -130,7 +130,6 @@ fn every_variant_equals_a_separate_replay() {
         let own = Gate::of(&leadscore::rules_file::load(file).unwrap());
         for t in [60.0, 100.0, 140.0] {
             let rearm = bt::sweep_rearm(&own, t);
-            let text = std::fs::read_to_string(file).unwrap();
             let mut threshold = format!("sales_ready = {t:?}\nrearm_below = {rearm:?}");
             if label == "a" {
                 threshold += "\nsuppress_after_rejection = \"10d\"";
@@ -138,17 +137,7 @@ fn every_variant_equals_a_separate_replay() {
                 threshold += "\nmin_fit = 10.0";
             }
             let variant = dir.path().join(format!("{label}-{t}.toml"));
-            let start = text.find("[threshold]").unwrap();
-            let end = start + text[start..].find("\n[").unwrap();
-            std::fs::write(
-                &variant,
-                format!(
-                    "{}[threshold]\n{threshold}\n{}",
-                    &text[..start],
-                    &text[end..]
-                ),
-            )
-            .unwrap();
+            std::fs::write(&variant, rules_with(&threshold)).unwrap();
             let (expected, summary) = replay_alerts(&variant, &events);
             let got = std::fs::read_to_string(alerts.join(format!("{label}@{t}.ndjson"))).unwrap();
             let (want, have) = (alerts_of(&expected), alerts_of(&got));

@@ -62,13 +62,18 @@ fn timely<'m>(
     msg: &BorrowedMessage<'_>,
     ev: Event<'m>,
 ) -> Result<Input<'m>, InvalidEvent> {
+    in_window(cfg, msg, ev.ts)?;
+    Ok(Input::Event(ev))
+}
+
+/// SPEC §2: a time within the window around the message's own timestamp.
+fn in_window(cfg: &Config, msg: &BorrowedMessage<'_>, ts: Micros) -> Result<(), InvalidEvent> {
     check_time(
-        ev.ts,
+        ts,
         reference_time(msg),
         cfg.max_clock_skew.as_micros() as Micros,
         cfg.max_event_age.map(|a| a.as_micros() as Micros),
-    )?;
-    Ok(Input::Event(ev))
+    )
 }
 
 /// A sales verdict, under the same time window as events.
@@ -83,12 +88,7 @@ fn verdict_of<'m>(
     } else {
         verdict::decode(payload, msg.key(), &cfg.limits)?
     };
-    check_time(
-        v.ts,
-        reference_time(msg),
-        cfg.max_clock_skew.as_micros() as Micros,
-        cfg.max_event_age.map(|a| a.as_micros() as Micros),
-    )?;
+    in_window(cfg, msg, v.ts)?;
     Ok(Input::Verdict(v))
 }
 
