@@ -432,22 +432,35 @@ fn partitions(topic: &str) -> Vec<i32> {
     md.topics()[0].partitions().iter().map(|p| p.id()).collect()
 }
 
-/// Committed offsets of a group on a topic (missing = nothing committed).
+/// Committed offsets of a group on a topic (missing = nothing committed). A broker just killed
+/// by the test can time the lookup out: it is retried (6 tries of up to 10 s) before failing.
 pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let c = plain_consumer(Some(group));
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions(topic) {
-        tpl.add_partition(topic, p);
+    let mut last = String::new();
+    for _ in 0..6 {
+        match try_committed(group, topic) {
+            Ok(c) => return c,
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    c.committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap()
+    panic!("committed offsets of {group} on {topic} not readable: {last}")
+}
+
+fn try_committed(group: &str, topic: &str) -> rdkafka::error::KafkaResult<BTreeMap<i32, i64>> {
+    let c = plain_consumer(Some(group));
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    Ok(c.committed_offsets(tpl, Duration::from_secs(10))?
         .elements()
         .iter()
         .filter_map(|e| match e.offset() {
             Offset::Offset(o) => Some((e.partition(), o)),
             _ => None,
         })
-        .collect()
+        .collect())
 }
 
 /// Waits until the group has committed every input message (`want`: end offsets of what was
