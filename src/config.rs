@@ -111,6 +111,11 @@ pub struct Config {
     pub retention_sweep: Duration,
     /// How often librdkafka statistics (consumer lag) are refreshed.
     pub statistics_interval: Duration,
+    /// Most leads kept in memory across all partitions (`None`: all); the rest live only in
+    /// the partitions' local stores and are read back on their next event.
+    pub max_leads_in_memory: Option<usize>,
+    /// Page cache of each partition's local store, in bytes.
+    pub store_cache_bytes: usize,
     /// Bounds on one input message (message size, headers, strings, profile fields).
     pub limits: Limits,
     /// How far ahead of the wall clock an event may be dated.
@@ -123,6 +128,14 @@ pub struct Config {
     pub http_token: Option<String>,
     /// librdkafka properties passed through unchanged (security.protocol, sasl.*, ssl.*, ...).
     pub kafka: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Leads each of `partitions` active partitions may keep in memory (`usize::MAX`: all).
+    pub fn leads_per_partition(&self, partitions: usize) -> usize {
+        self.max_leads_in_memory
+            .map_or(usize::MAX, |n| (n / partitions.max(1)).max(1))
+    }
 }
 
 /// Why a value does not parse, and how to fix it.
@@ -508,6 +521,38 @@ pub const KEYS: &[Key] = &[
         show: |c| show_duration(c.statistics_interval),
     },
     Key {
+        toml: "max_leads_in_memory",
+        env: "LEADSCORE_MAX_LEADS_IN_MEMORY",
+        alias: None,
+        default: "none",
+        meaning: "most leads held in memory (all partitions); colder ones stay only in the local store and are read back on their next event or lookup (`none`: all in memory; docs/ARCHITECTURE.md, \"Memory budget\")",
+        set: |c, v| {
+            c.max_leads_in_memory = match v.trim() {
+                "none" => None,
+                n => Some(count(n, 1).map_err(|_| {
+                    Invalid::new(
+                        format!("`{n}` is not a whole number ≥ 1"),
+                        "use a lead count such as 1000000, or `none` to keep every lead in memory",
+                    )
+                })?),
+            };
+            Ok(())
+        },
+        show: |c| c.max_leads_in_memory.map_or("none".into(), |n| n.to_string()),
+    },
+    Key {
+        toml: "store_cache_mb",
+        env: "LEADSCORE_STORE_CACHE_MB",
+        alias: None,
+        default: "32",
+        meaning: "page cache of each partition's local store (redb), in MiB",
+        set: |c, v| {
+            c.store_cache_bytes = count(v, 1)? << 20;
+            Ok(())
+        },
+        show: |c| (c.store_cache_bytes >> 20).to_string(),
+    },
+    Key {
         toml: "max_message_bytes",
         env: "LEADSCORE_MAX_MESSAGE_BYTES",
         alias: None,
@@ -658,6 +703,8 @@ impl Default for Config {
             retention_ttl: Duration::ZERO,
             retention_sweep: Duration::ZERO,
             statistics_interval: Duration::ZERO,
+            max_leads_in_memory: None,
+            store_cache_bytes: 0,
             limits: Limits::default(),
             max_clock_skew: Duration::ZERO,
             max_event_age: None,

@@ -20,6 +20,8 @@ pub struct Lead {
     pub state: LeadState,
     /// Changed since the last [`LeadTable::take_dirty`].
     dirty: bool,
+    /// The table's epoch when the lead was last used (for [`LeadTable::shed`]).
+    used: u32,
 }
 
 /// Lead id → state, remembering which leads changed since the last checkpoint.
@@ -29,6 +31,8 @@ pub struct LeadTable {
     /// Track changed leads (the service's checkpoints need it; replay does not).
     track: bool,
     dirty: Vec<u128>,
+    /// Bumped by [`LeadTable::next_epoch`]; leads used in older epochs are shed first.
+    epoch: u32,
     k1: ahash::RandomState,
     k2: ahash::RandomState,
 }
@@ -39,6 +43,7 @@ impl Default for LeadTable {
             map: HashMap::default(),
             track: false,
             dirty: Vec::new(),
+            epoch: 0,
             k1: ahash::RandomState::new(),
             k2: ahash::RandomState::new(),
         }
@@ -77,11 +82,14 @@ impl LeadTable {
     #[inline]
     pub fn get_or_insert(&mut self, id: &str) -> &mut LeadState {
         let key = self.key(id);
+        let epoch = self.epoch;
         let lead = self.map.entry(key).or_insert_with(|| Lead {
             id: id.into(),
             state: LeadState::new(),
             dirty: false,
+            used: epoch,
         });
+        lead.used = epoch;
         if self.track && !lead.dirty {
             lead.dirty = true;
             self.dirty.push(key);
@@ -131,8 +139,57 @@ impl LeadTable {
                 id: id.into(),
                 state,
                 dirty: false,
+                used: self.epoch,
             },
         );
+    }
+
+    /// Is the lead in the table?
+    pub fn contains(&self, id: &str) -> bool {
+        self.map.contains_key(&self.key(id))
+    }
+
+    /// Starts a new epoch of use (the service does at every checkpoint).
+    pub fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// Drops unchanged leads, least recently used first, until at most `keep` remain (changed
+    /// ones are kept); returns how many were dropped. The caller keeps them elsewhere (the
+    /// service's local store holds every lead written by a checkpoint).
+    pub fn shed(&mut self, keep: usize) -> usize {
+        let excess = self.map.len().saturating_sub(keep);
+        if excess == 0 {
+            return 0;
+        }
+        let epoch = self.epoch;
+        let age = |l: &Lead| epoch.wrapping_sub(l.used);
+        let mut ages: Vec<u32> = self.map.values().filter(|l| !l.dirty).map(age).collect();
+        if ages.is_empty() {
+            return 0;
+        }
+        // The `excess`-th oldest age: everything older goes, and enough of that age to reach it.
+        let cut = excess.min(ages.len()) - 1;
+        let (_, &mut cut_age, _) = ages.select_nth_unstable_by(cut, |a, b| b.cmp(a));
+        let mut above = ages.iter().filter(|a| **a > cut_age).count();
+        let mut at_cut = excess.min(ages.len()) - above;
+        let before = self.map.len();
+        self.map.retain(|_, l| {
+            let a = age(l);
+            if l.dirty || a < cut_age {
+                true
+            } else if a > cut_age {
+                above -= 1;
+                false
+            } else if at_cut > 0 {
+                at_cut -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        debug_assert_eq!(above, 0);
+        before - self.map.len()
     }
 
     /// Removes a lead.
@@ -236,5 +293,24 @@ mod tests {
         t.get_or_insert("b");
         t.insert("c", LeadState::new());
         assert_eq!(t.dirty_count(), 1);
+    }
+
+    #[test]
+    fn shedding_drops_the_least_recently_used_unchanged_leads() {
+        let mut t = LeadTable::tracked();
+        for id in ["a", "b", "c"] {
+            t.get_or_insert(id);
+        }
+        t.take_dirty();
+        t.next_epoch();
+        t.get_or_insert("b");
+        t.take_dirty();
+        t.next_epoch();
+        t.get_or_insert("d"); // changed, not yet checkpointed: never shed
+        assert_eq!(t.shed(2), 2, "a and c (oldest), not d (changed)");
+        assert!(t.contains("b") && t.contains("d"));
+        assert_eq!(t.shed(0), 1, "b; d stays while changed");
+        assert!(t.contains("d"));
+        assert_eq!(t.shed(5), 0);
     }
 }

@@ -91,10 +91,16 @@ impl Pipeline {
     ) -> Result<()> {
         let committed = committed_offsets(consumer, tpl, &self.shared)?;
         let none = Offsets::new();
+        let active = self.shared.shards.lock().unwrap().len();
+        let in_memory = self.cfg.leads_per_partition(active + parts.len());
         for &p in parts {
             self.cancel_restore(p);
-            let store =
-                PartitionStore::open_or_quarantine(&self.cfg.state_dir, &self.cfg.group_id, p)?;
+            let store = PartitionStore::open_or_quarantine(
+                &self.cfg.state_dir,
+                &self.cfg.group_id,
+                p,
+                self.cfg.store_cache_bytes,
+            )?;
             let plan = plan_restore(&store.offsets()?, committed.get(&p).unwrap_or(&none));
             for topic in &self.cfg.input_topics {
                 let at = plan
@@ -103,12 +109,12 @@ impl Pipeline {
                     .map_or(Offset::Beginning, |o| Offset::Offset(*o));
                 tpl.set_partition_offset(topic, p, at)?;
             }
-            self.start_restore(p, plan, store);
+            self.start_restore(p, plan, store, in_memory);
         }
         Ok(())
     }
 
-    fn start_restore(&mut self, p: i32, plan: RestorePlan, store: PartitionStore) {
+    fn start_restore(&mut self, p: i32, plan: RestorePlan, store: PartitionStore, limit: usize) {
         let cancel = Arc::new(AtomicBool::new(false));
         let (cfg, engine, job_plan, job_cancel) = (
             self.cfg.clone(),
@@ -118,7 +124,9 @@ impl Pipeline {
         );
         let task = std::thread::Builder::new()
             .name(format!("restore-{p}"))
-            .spawn(move || restore_partition(&cfg, &engine, p, &job_plan, store, &job_cancel))
+            .spawn(move || {
+                restore_partition(&cfg, &engine, p, &job_plan, store, limit, &job_cancel)
+            })
             .expect("a thread can be spawned");
         self.restoring.insert(p, Restoring { plan, cancel, task });
     }
@@ -155,6 +163,7 @@ impl Pipeline {
             erasures,
             store,
             resume,
+            cold,
         } = restored;
         for (topic, offset) in &resume {
             let t = self.topic_index(topic);
@@ -177,7 +186,7 @@ impl Pipeline {
             .shards
             .lock()
             .unwrap()
-            .insert(p, Shard::new(leads, erasures, store));
+            .insert(p, Shard::new(leads, erasures, store, cold));
         self.shared.pending.lock().unwrap().retain(|x| *x != p);
         let mut tpl = TopicPartitionList::new();
         for topic in &self.cfg.input_topics {
@@ -314,21 +323,25 @@ fn committed_offsets(
     Ok(out)
 }
 
-/// Loads a partition's state as planned (on the restore thread).
 /// A finished restore: the partition's leads, its store, and where consumption resumes.
 pub struct Restored {
     leads: LeadTable,
     erasures: Erasures,
     store: PartitionStore,
     resume: Offsets,
+    /// The store holds leads left out of memory (`max_leads_in_memory`).
+    cold: bool,
 }
 
+/// Loads a partition's state as planned (on the restore thread), at most `limit` leads of it
+/// into memory.
 fn restore_partition(
     cfg: &Config,
     engine: &Engine,
     p: i32,
     plan: &RestorePlan,
     store: PartitionStore,
+    limit: usize,
     cancel: &AtomicBool,
 ) -> Result<Restored> {
     let started = Instant::now();
@@ -336,10 +349,14 @@ fn restore_partition(
     let mut leads = LeadTable::tracked();
     let mut erasures = Erasures::default();
     let (mut store, mut source, mut resume) = (store, plan.source, plan.resume.clone());
+    let mut cold = false;
     if source == Source::Local {
-        if let Err(e) = store.load(&rules, &mut leads, &mut erasures) {
-            store = store.quarantine(&format!("{e:#}"))?;
-            (source, resume) = (Source::Changelog, plan.committed.clone());
+        match store.load(&rules, &mut leads, &mut erasures, limit) {
+            Ok((_, left_out)) => cold = left_out,
+            Err(e) => {
+                store = store.quarantine(&format!("{e:#}"))?;
+                (source, resume) = (Source::Changelog, plan.committed.clone());
+            }
         }
     }
     let mut label = source.as_str();
@@ -353,6 +370,7 @@ fn restore_partition(
             }
         };
         store.replace_all(&rules, &leads, &erasures, &resume)?;
+        cold = leads.shed(limit) > 0;
     }
     let secs = started.elapsed().as_secs_f64();
     counter!(crate::service::metrics::RESTORE_LEADS_TOTAL.name, "source" => label)
@@ -371,5 +389,6 @@ fn restore_partition(
         erasures,
         store,
         resume,
+        cold,
     })
 }

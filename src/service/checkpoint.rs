@@ -7,7 +7,9 @@
 //!    exactly_once the input offsets are added to the transaction and it is committed;
 //! 3. only then are changed leads and offsets written to the local store, in one transaction;
 //! 4. under at_least_once the offsets are committed (asynchronously; a commit counts only once
-//!    its callback confirms it); under exactly_once the next transaction begins.
+//!    its callback confirms it); under exactly_once the next transaction begins;
+//! 5. with `max_leads_in_memory`, the least recently used leads beyond the budget leave memory
+//!    (they are all in the store now; the next event of one reads it back).
 //!
 //! A crash between any two steps leaves a state that a restart resumes from without loss.
 //! Failures are typed ([`CheckpointError`]) and [`CheckpointError::recovery`] decides, in one
@@ -178,12 +180,29 @@ impl Pipeline {
         let leads_written = self.write_stores(&writes)?;
         self.commit_offsets(consumer, &tpl, mode)?;
         self.rewinds = (0, Default::default());
+        self.shed_to_budget();
         if leads_written > 0 {
             counter!(crate::service::metrics::CHECKPOINT_LEADS_TOTAL.name).increment(leads_written);
         }
         histogram!(crate::service::metrics::CHECKPOINT_SECONDS.name)
             .record(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Step 5, with `max_leads_in_memory`: every partition drops its least recently used
+    /// leads beyond its share from memory (all of them are in its store now).
+    fn shed_to_budget(&mut self) {
+        if self.cfg.max_leads_in_memory.is_none() {
+            return;
+        }
+        let mut shards = self.shared.shards.lock().unwrap();
+        let keep = self.cfg.leads_per_partition(shards.len());
+        let shed: usize = shards.values_mut().map(|s| s.shed(keep)).sum();
+        if shed > 0 {
+            counter!(crate::service::metrics::LEADS_SHED_TOTAL.name).increment(shed as u64);
+            let in_memory: usize = shards.values().map(|s| s.leads.len()).sum();
+            metrics::gauge!(crate::service::metrics::LEADS.name).set(in_memory as f64);
+        }
     }
 
     /// Step 1: changed leads, evictions and erasures of the partitions in scope to the
@@ -201,7 +220,7 @@ impl Pipeline {
             let w = StoreWrite {
                 partition: *p,
                 changed: encode_changed(&mut shard.leads, &rules),
-                removed: std::mem::take(&mut shard.evicted),
+                removed: shard.take_tombstones(),
                 erased: shard.erasures.take_changed(),
                 offsets,
             };
@@ -438,13 +457,15 @@ impl Pipeline {
         let rules = self.shared.engine().rules().clone();
         let shared = self.shared.clone();
         let mut shards = shared.shards.lock().unwrap();
+        let limit = self.cfg.leads_per_partition(shards.len());
         for (p, shard) in shards.iter_mut() {
             let (mut leads, mut erasures) = (LeadTable::tracked(), Erasures::default());
             let fatal = |e: anyhow::Error| CheckpointError::Fatal(format!("rewind: {e:#}"));
-            shard
+            let (_, cold) = shard
                 .store
-                .load(&rules, &mut leads, &mut erasures)
+                .load(&rules, &mut leads, &mut erasures, limit)
                 .map_err(fatal)?;
+            shard.cold = cold;
             shard.leads = leads;
             shard.erasures = erasures;
             shard.evicted.clear();

@@ -228,7 +228,24 @@ fn lead_view(
     lead_id: String,
 ) -> Response {
     let engine = s.shared.engine();
-    let found = shards.values().find_map(|s| s.leads.get(&lead_id));
+    let mut found = None;
+    for shard in shards.values() {
+        match shard.lookup(engine.rules(), &lead_id) {
+            Ok(None) => continue,
+            Ok(Some(st)) => {
+                found = Some(st);
+                break;
+            }
+            Err(e) => {
+                tracing::error!("lead lookup: cannot read the local store: {e:#}");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot read the local store\n",
+                )
+                    .into_response();
+            }
+        }
+    }
     match found.filter(|st| st.clock().is_some() || st.feedback().is_some()) {
         None => (
             StatusCode::NOT_FOUND,
@@ -239,6 +256,7 @@ fn lead_view(
         )
             .into_response(),
         Some(st) => {
+            let st = &*st;
             let now = now_micros();
             let score = engine.lead_score(&lead_id, st);
             let (verdicts, suppressed_until) = verdict_views(st);

@@ -353,12 +353,30 @@ pub const EVICTED_TOTAL: Metric = Metric {
     zero: Some(&[&[]]),
 };
 
-/// `leadscore_leads`: leads held in state by this instance.
+/// `leadscore_leads_shed_total`: leads dropped from memory to keep `max_leads_in_memory`.
+pub const LEADS_SHED_TOTAL: Metric = Metric {
+    name: "leadscore_leads_shed_total",
+    kind: Kind::Counter,
+    unit: None,
+    help: "Leads dropped from memory (kept in the local store) to stay within max_leads_in_memory",
+    zero: Some(&[&[]]),
+};
+
+/// `leadscore_leads_read_back_total`: cold leads read back from the local store.
+pub const LEADS_READ_BACK_TOTAL: Metric = Metric {
+    name: "leadscore_leads_read_back_total",
+    kind: Kind::Counter,
+    unit: None,
+    help: "Leads read back from the local store on their next event (max_leads_in_memory)",
+    zero: Some(&[&[]]),
+};
+
+/// `leadscore_leads`: leads held in memory by this instance.
 pub const LEADS: Metric = Metric {
     name: "leadscore_leads",
     kind: Kind::Gauge,
     unit: None,
-    help: "Leads held in state by this instance",
+    help: "Leads held in memory by this instance",
     zero: None,
 };
 
@@ -426,7 +444,7 @@ pub const BATCH_PROCESSING_SECONDS: Metric = Metric {
 };
 
 /// Every metric, in the order docs/OPERATIONS.md lists them.
-pub const ALL: [&Metric; 36] = [
+pub const ALL: [&Metric; 38] = [
     &EVENTS_TOTAL,
     &INVALID_TOTAL,
     &BOT_TOTAL,
@@ -455,6 +473,8 @@ pub const ALL: [&Metric; 36] = [
     &STORE_CORRUPT_TOTAL,
     &CHECKPOINT_LEADS_TOTAL,
     &EVICTED_TOTAL,
+    &LEADS_SHED_TOTAL,
+    &LEADS_READ_BACK_TOTAL,
     &LEADS,
     &PARTITIONS_ASSIGNED,
     &READY,
@@ -484,6 +504,8 @@ pub struct BatchCounts {
     pub erased: u64,
     /// Crossings withheld after a rejection.
     pub withheld: u64,
+    /// Cold leads read back from the local store.
+    pub read_back: u64,
     /// Verdicts applied, by outcome.
     pub verdicts: BTreeMap<&'static str, u64>,
     /// Rejections by the rule charged with them.
@@ -517,6 +539,9 @@ impl BatchCounts {
         }
         if self.withheld > 0 {
             counter!(ALERTS_WITHHELD_TOTAL.name).increment(std::mem::take(&mut self.withheld));
+        }
+        if self.read_back > 0 {
+            counter!(LEADS_READ_BACK_TOTAL.name).increment(std::mem::take(&mut self.read_back));
         }
         for (outcome, n) in std::mem::take(&mut self.verdicts) {
             counter!(SALES_OUTCOMES_TOTAL.name, "outcome" => outcome).increment(n);

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use crate::erasure::Erasures;
 use crate::leads::LeadTable;
+use crate::rules::Rules;
 use crate::service::store::{Offsets, PartitionStore};
+use crate::state::LeadState;
 
 /// Where a newly assigned partition's state comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,23 +99,76 @@ pub struct Shard {
     /// The partition's local store.
     pub store: Arc<PartitionStore>,
     /// Leads evicted or erased since the last checkpoint (tombstones to write).
-    pub evicted: Vec<Box<str>>,
+    pub evicted: ahash::AHashSet<Box<str>>,
     /// Leads erased (`forget`), by hash.
     pub erasures: Erasures,
     /// When retention last swept this partition.
     pub last_sweep: Instant,
+    /// The store may hold leads that are not in memory (`max_leads_in_memory`): a lead missing
+    /// from `leads` is looked up there before it counts as new.
+    pub cold: bool,
 }
 
 impl Shard {
-    /// A shard with restored leads and erasures.
-    pub fn new(leads: LeadTable, erasures: Erasures, store: PartitionStore) -> Self {
+    /// A shard with restored leads and erasures (`cold`: the store holds more leads).
+    pub fn new(leads: LeadTable, erasures: Erasures, store: PartitionStore, cold: bool) -> Self {
         Shard {
             leads,
             store: Arc::new(store),
-            evicted: Vec::new(),
+            evicted: Default::default(),
             erasures,
             last_sweep: Instant::now(),
+            cold,
         }
+    }
+
+    /// Makes sure a lead the store holds is in memory (read back if it was shed); returns
+    /// whether it was read back. Only a lead written by a checkpoint can be cold, so its stored
+    /// state is its current one; one evicted or erased since (tombstone pending) is new.
+    pub fn read_back(&mut self, rules: &Rules, id: &str) -> anyhow::Result<bool> {
+        if !self.cold || self.leads.contains(id) || self.evicted.contains(id) {
+            return Ok(false);
+        }
+        match self.store.get(rules, id)? {
+            Some(state) => {
+                self.leads.insert(id, state);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A lead's state for reading: from memory, else (shed) from the store.
+    pub fn lookup(
+        &self,
+        rules: &Rules,
+        id: &str,
+    ) -> anyhow::Result<Option<std::borrow::Cow<'_, LeadState>>> {
+        if let Some(st) = self.leads.get(id) {
+            return Ok(Some(std::borrow::Cow::Borrowed(st)));
+        }
+        if !self.cold || self.evicted.contains(id) {
+            return Ok(None);
+        }
+        Ok(self.store.get(rules, id)?.map(std::borrow::Cow::Owned))
+    }
+
+    /// The tombstones to write: evicted or erased leads not re-created since.
+    pub fn take_tombstones(&mut self) -> Vec<Box<str>> {
+        let leads = &self.leads;
+        std::mem::take(&mut self.evicted)
+            .into_iter()
+            .filter(|id| !leads.contains(id))
+            .collect()
+    }
+
+    /// Sheds unchanged leads beyond `keep` from memory (after a checkpoint wrote them to the
+    /// store); returns how many.
+    pub fn shed(&mut self, keep: usize) -> usize {
+        let shed = self.leads.shed(keep);
+        self.cold |= shed > 0;
+        self.leads.next_epoch();
+        shed
     }
 }
 

@@ -164,12 +164,16 @@ impl Pipeline {
     /// Screens and applies one message: an event is scored (its `sales_ready` emitted), a
     /// `forget` command erases its lead, an invalid message goes to the dead letters.
     fn score(&mut self, engine: &Engine, shard: &mut Shard, t: usize, msg: &BorrowedMessage<'_>) {
-        match screen(&self.cfg, msg) {
+        let input = screen(&self.cfg, msg);
+        if let Ok(input) = &input {
+            self.read_back(engine, shard, input.lead_id());
+        }
+        match input {
             Err(e) => self.dead_letter(msg, &e),
             Ok(Input::Forget { lead_id, at }) => {
                 shard.erasures.forget(&mut shard.leads, lead_id, at);
                 // The tombstone deletes the lead from the changelog and the store.
-                shard.evicted.push(lead_id.into());
+                shard.evicted.insert(lead_id.into());
                 self.counts.erasures += 1;
                 info!(
                     source = %format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
@@ -190,6 +194,18 @@ impl Pipeline {
                 self.counts.erased += 1;
             }
             Ok(Input::Verdict(v)) => self.apply_verdict(engine, &mut shard.leads, &v),
+        }
+    }
+
+    /// A lead shed from memory comes back from the store before its input is applied; a store
+    /// that cannot be read stops the service (the lead's state would otherwise restart at zero).
+    fn read_back(&mut self, engine: &Engine, shard: &mut Shard, lead_id: &str) {
+        match shard.read_back(engine.rules(), lead_id) {
+            Ok(true) => self.counts.read_back += 1,
+            Ok(false) => {}
+            Err(e) => self.shared.fail(format!(
+                "cannot read a lead back from the local store: {e:#}"
+            )),
         }
     }
 

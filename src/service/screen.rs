@@ -31,6 +31,17 @@ pub enum Input<'m> {
     },
 }
 
+impl Input<'_> {
+    /// The lead the input is about.
+    pub fn lead_id(&self) -> &str {
+        match self {
+            Input::Event(ev) => &ev.lead_id,
+            Input::Verdict(v) => &v.lead_id,
+            Input::Forget { lead_id, .. } => lead_id,
+        }
+    }
+}
+
 /// The event or command in a message, or why it goes to the dead-letter topic.
 pub fn screen<'m>(cfg: &Config, msg: &'m BorrowedMessage<'_>) -> Result<Input<'m>, InvalidEvent> {
     let payload = msg.payload().unwrap_or_default();

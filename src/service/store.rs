@@ -55,6 +55,7 @@ fn untrusted<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 pub struct PartitionStore {
     db: Database,
     path: PathBuf,
+    cache_bytes: usize,
 }
 
 impl PartitionStore {
@@ -68,9 +69,14 @@ impl PartitionStore {
     /// Opens a partition's store; one that cannot be opened or whose offsets cannot be read
     /// (truncated, overwritten, not a store) is quarantined ([`PartitionStore::quarantine`])
     /// and an empty one takes its place, so the partition restores from the changelog.
-    pub fn open_or_quarantine(state_dir: &Path, group: &str, partition: i32) -> Result<Self> {
+    pub fn open_or_quarantine(
+        state_dir: &Path,
+        group: &str,
+        partition: i32,
+        cache_bytes: usize,
+    ) -> Result<Self> {
         let checked = untrusted(|| {
-            let store = Self::open(state_dir, group, partition)?;
+            let store = Self::open(state_dir, group, partition, cache_bytes)?;
             store.offsets()?;
             Ok(store)
         });
@@ -79,7 +85,7 @@ impl PartitionStore {
             Err(e) => {
                 let path = Self::path_for(state_dir, group, partition);
                 quarantine_file(&path, &format!("{e:#}"))?;
-                Self::open(state_dir, group, partition)
+                Self::open(state_dir, group, partition, cache_bytes)
             }
         }
     }
@@ -87,18 +93,15 @@ impl PartitionStore {
     /// Moves this store's file aside (`<file>.corrupt-<unix seconds>`, kept for a post-mortem)
     /// and opens an empty store in its place.
     pub fn quarantine(self, why: &str) -> Result<Self> {
-        let path = self.path.clone();
+        let (path, cache_bytes) = (self.path.clone(), self.cache_bytes);
         drop(self.db);
         quarantine_file(&path, why)?;
-        let db = Database::create(&path)
-            .with_context(|| format!("cannot open the state store {}", path.display()))?;
-        let store = PartitionStore { db, path };
-        store.create_tables()?;
-        Ok(store)
+        Self::create(path, cache_bytes)
     }
 
-    /// Opens (creating if needed) a partition's store.
-    pub fn open(state_dir: &Path, group: &str, partition: i32) -> Result<Self> {
+    /// Opens (creating if needed) a partition's store, its page cache bounded to
+    /// `cache_bytes`.
+    pub fn open(state_dir: &Path, group: &str, partition: i32, cache_bytes: usize) -> Result<Self> {
         let path = Self::path_for(state_dir, group, partition);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| {
@@ -108,9 +111,19 @@ impl PartitionStore {
                 )
             })?;
         }
-        let db = Database::create(&path)
+        Self::create(path, cache_bytes)
+    }
+
+    fn create(path: PathBuf, cache_bytes: usize) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
             .with_context(|| format!("cannot open the state store {}", path.display()))?;
-        let store = PartitionStore { db, path };
+        let store = PartitionStore {
+            db,
+            path,
+            cache_bytes,
+        };
         store.create_tables()?;
         Ok(store)
     }
@@ -151,13 +164,16 @@ impl PartitionStore {
         Ok(self.len()? == 0)
     }
 
-    /// Loads every stored lead into `into` and every erasure into `erasures`.
+    /// Loads every erasure into `erasures` and stored leads into `into`, at most `limit` of
+    /// them (the rest stay cold: read back by [`PartitionStore::get`]). Returns the leads
+    /// loaded and whether some were left in the store.
     pub fn load(
         &self,
         rules: &Rules,
         into: &mut LeadTable,
         erasures: &mut Erasures,
-    ) -> Result<u64> {
+        limit: usize,
+    ) -> Result<(u64, bool)> {
         let tx = self.db.begin_read()?;
         for entry in tx.open_table(ERASED)?.iter()? {
             let (k, v) = entry?;
@@ -170,13 +186,28 @@ impl PartitionStore {
         let leads = tx.open_table(LEADS)?;
         let mut n = 0;
         for entry in leads.iter()? {
+            if n as usize >= limit {
+                return Ok((n, true));
+            }
             let (k, v) = entry?;
             let state = LeadState::decode(rules, v.value())
                 .with_context(|| format!("lead {} in {}", k.value(), self.path.display()))?;
             into.insert(k.value(), state);
             n += 1;
         }
-        Ok(n)
+        Ok((n, false))
+    }
+
+    /// One stored lead's state, decoded against `rules` (`None`: not stored).
+    pub fn get(&self, rules: &Rules, id: &str) -> Result<Option<LeadState>> {
+        let tx = self.db.begin_read()?;
+        let leads = tx.open_table(LEADS)?;
+        let Some(v) = leads.get(id)? else {
+            return Ok(None);
+        };
+        let state = LeadState::decode(rules, v.value())
+            .with_context(|| format!("a lead in {}", self.path.display()))?;
+        Ok(Some(state))
     }
 
     /// Writes changed leads (already encoded), removes evicted ones, records erasures and the
