@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use metrics::counter;
@@ -83,6 +83,10 @@ pub struct DeliveryTracker {
     ends: Option<Mutex<BTreeMap<i32, i64>>>,
     failures: AtomicU64,
     fatal: std::sync::OnceLock<String>,
+    /// The epoch new messages are stamped with ([`DeliveryTracker::next_epoch`]).
+    epoch: AtomicUsize,
+    /// Messages not yet settled (delivered, failed or purged), by epoch parity.
+    pending: [AtomicU64; 2],
 }
 
 impl DeliveryTracker {
@@ -90,9 +94,31 @@ impl DeliveryTracker {
     pub fn with_ends() -> Self {
         DeliveryTracker {
             ends: Some(Mutex::new(BTreeMap::new())),
-            failures: AtomicU64::new(0),
-            fatal: std::sync::OnceLock::new(),
+            ..Self::default()
         }
+    }
+
+    /// Starts a new delivery epoch and returns the one that ended: a checkpoint waits for the
+    /// messages of that epoch only ([`DeliveryTracker::unsettled`]), while messages sent after
+    /// it carry the new one. At most two epochs may be unsettled at once.
+    pub fn next_epoch(&self) -> usize {
+        self.epoch.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Messages of `epoch` not yet settled (delivered, failed or purged).
+    pub fn unsettled(&self, epoch: usize) -> u64 {
+        self.pending[epoch & 1].load(Ordering::Acquire)
+    }
+
+    /// Stamps a message about to be enqueued with the current epoch.
+    fn stamp(&self) -> usize {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.pending[epoch & 1].fetch_add(1, Ordering::AcqRel);
+        epoch
+    }
+
+    fn settle(&self, epoch: usize) {
+        self.pending[epoch & 1].fetch_sub(1, Ordering::AcqRel);
     }
 
     /// The producer's fatal error, if librdkafka reported one: it can produce nothing more.
@@ -139,8 +165,9 @@ impl ClientContext for DeliveryTracker {
 }
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
+        self.settle(epoch);
         match result {
             Ok(m) => {
                 if let Some(ends) = &self.ends {
@@ -167,16 +194,27 @@ impl ProducerContext for DeliveryTracker {
 /// A producer whose deliveries are tracked.
 pub type TrackedProducer = ThreadedProducer<DeliveryTracker>;
 
-/// Enqueues a record, waiting while the producer's queue is full; any other refusal is counted
-/// as a failed delivery and returned.
+/// Enqueues a record stamped with the producer's delivery epoch, waiting while the producer's
+/// queue is full; any other refusal is counted as a failed delivery and returned.
 pub fn send<K, P>(
     producer: &TrackedProducer,
-    mut record: BaseRecord<'_, K, P>,
+    record: BaseRecord<'_, K, P>,
 ) -> Result<(), KafkaError>
 where
     K: rdkafka::message::ToBytes + ?Sized,
     P: rdkafka::message::ToBytes + ?Sized,
 {
+    let tracker = producer.context();
+    let epoch = tracker.stamp();
+    let mut record = BaseRecord {
+        topic: record.topic,
+        partition: record.partition,
+        payload: record.payload,
+        key: record.key,
+        timestamp: record.timestamp,
+        headers: record.headers,
+        delivery_opaque: epoch,
+    };
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -185,7 +223,8 @@ where
                 producer.poll(Duration::from_millis(2));
             }
             Err((e, r)) => {
-                producer.context().record_refused(r.topic, &e);
+                tracker.settle(epoch);
+                tracker.record_refused(r.topic, &e);
                 return Err(e);
             }
         }

@@ -125,11 +125,83 @@ impl Pipeline {
             self.shared.fail(why.to_string());
             return;
         }
-        if let Err(e) =
-            self.checkpoint(consumer, None, CommitMode::Async, Reached::ConsumerPosition)
-        {
+        let done = match self.guarantee() {
+            Guarantee::AtLeastOnce => self.start_background_checkpoint(consumer),
+            Guarantee::ExactlyOnce => {
+                self.checkpoint(consumer, None, CommitMode::Async, Reached::ConsumerPosition)
+            }
+        };
+        if let Err(e) = done {
             self.on_checkpoint_error(consumer, e);
         }
+    }
+
+    /// at_least_once, periodic: steps 1 (changelog records sent) and the choice of offsets
+    /// happen here, on the poll thread; waiting for the acknowledgements and the store's fsynced
+    /// commit (steps 2 and 3) happen on a checkpoint thread, so the event path does not stall;
+    /// step 4 follows when the poll loop collects the finished job
+    /// ([`Pipeline::collect_checkpoint`]). One job at a time: while one runs, a due checkpoint
+    /// waits for the next interval.
+    fn start_background_checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+    ) -> Result<(), CheckpointError> {
+        self.collect_checkpoint(consumer, false)?;
+        if self.in_flight.is_some() {
+            return Ok(());
+        }
+        if consumer.assignment_lost() {
+            return Err(CheckpointError::AssignmentLost);
+        }
+        let started = Instant::now();
+        self.take_confirmed_commits(consumer);
+        self.advance_past_control_records(consumer);
+        let writes = self.send_changes(None)?;
+        let tpl = self.offsets_to_commit(None);
+        let stores = self.stores_of(writes);
+        let producer = self.producer.clone();
+        let epoch = producer.context().next_epoch();
+        let task = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                await_delivery(&producer, epoch)?;
+                write_stores(stores)
+            })
+            .map_err(|e| {
+                CheckpointError::Fatal(format!("cannot start a checkpoint thread: {e}"))
+            })?;
+        self.in_flight = Some(InFlight { task, tpl, started });
+        Ok(())
+    }
+
+    /// Finishes a background checkpoint whose job ended (or, with `wait`, waits for it): its
+    /// offsets are committed (step 4) and the budget applied; a failed job's error is returned.
+    pub fn collect_checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        wait: bool,
+    ) -> Result<(), CheckpointError> {
+        let Some(job) = self.in_flight.take_if(|j| wait || j.task.is_finished()) else {
+            return Ok(());
+        };
+        let leads_written = job
+            .task
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        // A partition revoked meanwhile (its assignment lost) is not ours to commit.
+        let mut tpl = TopicPartitionList::new();
+        {
+            let shards = self.shared.shards.lock().unwrap();
+            for e in job.tpl.elements() {
+                if shards.contains_key(&e.partition()) {
+                    tpl.add_partition_offset(e.topic(), e.partition(), e.offset())
+                        .expect("a valid offset");
+                }
+            }
+        }
+        self.commit_offsets(consumer, &tpl, CommitMode::Async)?;
+        self.checkpoint_done(leads_written, job.started);
+        Ok(())
     }
 
     /// Acts on a failed checkpoint as [`CheckpointError::recovery`] says.
@@ -164,6 +236,7 @@ impl Pipeline {
         if consumer.assignment_lost() {
             return Err(CheckpointError::AssignmentLost);
         }
+        self.collect_checkpoint(consumer, true)?;
         let started = Instant::now();
         self.take_confirmed_commits(consumer);
         if reached == Reached::ConsumerPosition {
@@ -177,8 +250,14 @@ impl Pipeline {
         let writes = self.send_changes(only)?;
         let tpl = self.offsets_to_commit(only);
         self.make_outputs_durable(consumer, &tpl)?;
-        let leads_written = self.write_stores(&writes)?;
+        let leads_written = write_stores(self.stores_of(writes))?;
         self.commit_offsets(consumer, &tpl, mode)?;
+        self.checkpoint_done(leads_written, started);
+        Ok(())
+    }
+
+    /// After a checkpoint that completed: rewinds forgiven, the memory budget applied, metrics.
+    fn checkpoint_done(&mut self, leads_written: u64, started: Instant) {
         self.rewinds = (0, Default::default());
         self.shed_to_budget();
         if leads_written > 0 {
@@ -186,7 +265,6 @@ impl Pipeline {
         }
         histogram!(crate::service::metrics::CHECKPOINT_SECONDS.name)
             .record(started.elapsed().as_secs_f64());
-        Ok(())
     }
 
     /// Step 5, with `max_leads_in_memory`: every partition drops its least recently used
@@ -328,25 +406,15 @@ impl Pipeline {
         }
     }
 
-    /// Step 3: changed leads and offsets to the local stores. Outputs are visible by now, so a
-    /// failure here is fatal: rewinding to the older store would emit them again.
-    /// The state lock is held only to pick the stores, not during their fsynced commits, so
-    /// lookups do not wait on the disk.
-    fn write_stores(&mut self, writes: &[StoreWrite]) -> Result<u64, CheckpointError> {
-        let stores: Vec<(Arc<PartitionStore>, &StoreWrite)> = {
-            let shards = self.shared.shards.lock().unwrap();
-            writes
-                .iter()
-                .filter_map(|w| Some((shards.get(&w.partition)?.store.clone(), w)))
-                .collect()
-        };
-        let mut leads_written = 0;
-        for (store, w) in stores {
-            leads_written += store
-                .write(&w.changed, &w.removed, &w.erased, &w.offsets)
-                .map_err(|e| CheckpointError::Fatal(format!("local store: {e:#}")))?;
-        }
-        Ok(leads_written)
+    /// The stores the writes go to (partitions revoked meanwhile are left out). The state lock
+    /// is held only to pick the stores, not during their fsynced commits, so lookups do not
+    /// wait on the disk.
+    fn stores_of(&self, writes: Vec<StoreWrite>) -> Vec<(Arc<PartitionStore>, StoreWrite)> {
+        let shards = self.shared.shards.lock().unwrap();
+        writes
+            .into_iter()
+            .filter_map(|w| Some((shards.get(&w.partition)?.store.clone(), w)))
+            .collect()
     }
 
     /// Step 4: commit the offsets (at_least_once) or begin the next transaction (exactly_once).
@@ -532,6 +600,45 @@ impl Pipeline {
         drop(old);
         Ok(())
     }
+}
+
+/// A background checkpoint (at_least_once): its job, and the offsets to commit once it is done.
+pub struct InFlight {
+    task: std::thread::JoinHandle<Result<u64, CheckpointError>>,
+    tpl: TopicPartitionList,
+    started: Instant,
+}
+
+/// Step 2 of a background checkpoint: every message sent before the checkpoint (its delivery
+/// epoch) is settled, and none failed.
+fn await_delivery(producer: &OutputProducer, epoch: usize) -> Result<(), CheckpointError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while producer.context().unsettled(epoch) > 0 {
+        if Instant::now() > deadline {
+            return Err(CheckpointError::Undelivered(
+                "not acknowledged within 60s".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    match producer::failures(producer) {
+        0 => Ok(()),
+        n => Err(CheckpointError::Undelivered(format!(
+            "{n} message(s) could not be delivered"
+        ))),
+    }
+}
+
+/// Step 3: changed leads and offsets to the local stores. Outputs are visible by now, so a
+/// failure here is fatal: rewinding to the older store would emit them again.
+fn write_stores(stores: Vec<(Arc<PartitionStore>, StoreWrite)>) -> Result<u64, CheckpointError> {
+    let mut leads_written = 0;
+    for (store, w) in stores {
+        leads_written += store
+            .write(&w.changed, &w.removed, &w.erased, &w.offsets)
+            .map_err(|e| CheckpointError::Fatal(format!("local store: {e:#}")))?;
+    }
+    Ok(leads_written)
 }
 
 /// Adds the input offsets to the open transaction, on a helper thread bounded to outlast

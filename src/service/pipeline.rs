@@ -23,7 +23,7 @@ use crate::engine::{Engine, Outcome, VerdictOutcome};
 use crate::event::{Event, InvalidEvent};
 use crate::leads::LeadTable;
 use crate::service::assignment::Restoring;
-use crate::service::checkpoint::Reached;
+use crate::service::checkpoint::{InFlight, Reached};
 use crate::service::group::{classify_consumer_error, ConsumerErrorClass, GroupContext};
 use crate::service::metrics::{self as m, BatchCounts};
 use crate::service::partition::Shard;
@@ -53,6 +53,8 @@ pub struct Pipeline {
     pub(crate) abandon: bool,
     /// Rewinds since the last successful checkpoint, and the positions of the first.
     pub(crate) rewinds: (u32, BTreeMap<(usize, i32), i64>),
+    /// The background checkpoint running, if any (at_least_once).
+    pub(crate) in_flight: Option<InFlight>,
     counts: BatchCounts,
     latencies: Vec<f64>,
     out_buf: Vec<u8>,
@@ -109,6 +111,7 @@ impl Pipeline {
             changelog_topic: changelog::topic(&cfg.group_id),
             abandon: false,
             rewinds: (0, BTreeMap::new()),
+            in_flight: None,
             counts: BatchCounts::default(),
             latencies: Vec::with_capacity(MAX_BATCH),
             out_buf: Vec::with_capacity(512),
@@ -322,7 +325,13 @@ fn consume(cfg: &Config, shared: &Shared, consumer: &BaseConsumer<GroupContext>)
         if shared.reload.swap(false, Ordering::AcqRel) {
             reload_rules(cfg, shared);
         }
-        pipeline.lock().unwrap().finish_restores(consumer);
+        {
+            let mut p = pipeline.lock().unwrap();
+            p.finish_restores(consumer);
+            if let Err(e) = p.collect_checkpoint(consumer, false) {
+                p.on_checkpoint_error(consumer, e);
+            }
+        }
         let batch = poll_batch(consumer, shared);
         if !batch.is_empty() {
             pipeline.lock().unwrap().on_messages(&batch);
