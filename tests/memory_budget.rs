@@ -28,9 +28,12 @@ fn a_tiny_memory_budget_changes_no_output_and_no_score() {
     ];
     let (first, second) = records.split_at(records.len() / 2);
 
+    // Paced over ~3 s, so that many checkpoints (each shedding) fall inside the stream.
     let mut svc = Service::start(&n, &env);
     svc.wait_ready(READY);
-    let ends = produce_records(&n.input, first);
+    let ends = produce_in_background(&n.input, first, 5_000.0)
+        .join()
+        .unwrap();
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&svc]);
     let (shed, read_back) = (
         svc.metric("leadscore_leads_shed_total"),
@@ -45,7 +48,12 @@ fn a_tiny_memory_budget_changes_no_output_and_no_score() {
     svc.wait_ready(READY);
     let loaded = svc.metric("leadscore_leads");
     assert!(loaded <= 8.0, "leads in memory after the restore: {loaded}");
-    let ends = merge(ends, produce_records(&n.input, second));
+    let ends = merge(
+        ends,
+        produce_in_background(&n.input, second, 5_000.0)
+            .join()
+            .unwrap(),
+    );
     wait_all_committed(&n.group, &n.input, &ends, DONE, &[&svc]);
     assert!(svc.metric("leadscore_leads_read_back_total") > 100.0);
     // The checkpoint after the last event sheds everything beyond one lead per partition.
