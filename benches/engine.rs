@@ -60,6 +60,22 @@ fn benches(c: &mut Criterion) {
         // The map is returned so that freeing 100k leads is not timed.
         b.iter_with_large_drop(|| run(LeadTable::default()))
     });
+    // The same work through `apply_batch`: leads looked up and prefetched 16 events at a time.
+    let run_batched = |mut map: LeadTable| {
+        let mut emitted = 0u64;
+        engine.apply_batch(&mut map, &events, |_, outcome| {
+            if let leadscore::engine::Outcome::Scored(Some(_)) = outcome {
+                emitted += 1;
+            }
+        });
+        (map, emitted)
+    };
+    g.bench_function("apply_batch_1M_events_100k_leads_presized", |b| {
+        b.iter_with_large_drop(|| run_batched(LeadTable::with_capacity(leads.len())))
+    });
+    g.bench_function("apply_batch_1M_events_100k_leads", |b| {
+        b.iter_with_large_drop(|| run_batched(LeadTable::default()))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("replay");

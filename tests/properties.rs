@@ -113,6 +113,36 @@ proptest! {
         prop_assert_eq!(st.clock(), Some((T0 + t_max) * 1_000_000));
     }
 
+    /// Applying in prefetched batches is applying one by one: the same outcome for every
+    /// event (alerts field for field) and the same final state for every lead, however the
+    /// leads of a stream interleave within and across batches.
+    #[test]
+    fn batched_application_equals_one_by_one(
+        evs in prop::collection::vec((0i64..20 * 86400, 0usize..4, 0usize..5), 1..120),
+    ) {
+        let engine = engine();
+        let lines: Vec<String> = evs
+            .iter()
+            .enumerate()
+            .map(|(i, (s, p, lead))| line(i, *s, *p).replace("\"L\"", &format!("\"L{lead}\"")))
+            .collect();
+        let events: Vec<_> = lines.iter().map(|l| decode_json(l.as_bytes()).unwrap()).collect();
+        let mut one = leadscore::leads::LeadTable::new();
+        let want: Vec<String> = events
+            .iter()
+            .map(|ev| format!("{:?}", engine.apply_to(&mut one, ev)))
+            .collect();
+        let mut batched = leadscore::leads::LeadTable::new();
+        let mut got = Vec::new();
+        engine.apply_batch(&mut batched, &events, |i, outcome| got.push((i, format!("{outcome:?}"))));
+        prop_assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..events.len()).collect::<Vec<_>>());
+        prop_assert_eq!(got.into_iter().map(|g| g.1).collect::<Vec<_>>(), want);
+        prop_assert_eq!(batched.len(), one.len());
+        for lead in one.iter() {
+            prop_assert_eq!(batched.get(&lead.id), Some(&lead.state));
+        }
+    }
+
     /// State survives encode → decode unchanged, and re-encodes to the same bytes.
     #[test]
     fn state_round_trips(evs in events(), title in "[A-Za-z ]{0,20}") {
