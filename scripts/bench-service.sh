@@ -10,6 +10,7 @@
 # Then restores of the service's state (local store, changelog). Numbers: docs/BENCHMARKS.md.
 #   scripts/bench-service.sh                       (5M events; ~20 minutes)
 #   EVENTS_LEADS=105000 PEERS="kafka-streams" scripts/bench-service.sh   (~1M events)
+#   PROFILE=1 PEERS= scripts/bench-service.sh     (perf record of the at_least_once run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/leadscore-target}"
@@ -67,10 +68,21 @@ svc() { # guarantee group output
 run_service() { # guarantee label output
   svc "$1" "bench-$1" "$3"
   until [ "$(metric leadscore_events_total)" -gt 0 ] 2>/dev/null; do sleep 0.02; done
-  local t0 c0 t1 c1
+  local t0 c0 t1 c1 perf=""
   t0=$(date +%s.%N); c0=$(cpu_of $SVC)
+  if [ -n "${PROFILE:-}" ] && [ "$1" = at_least_once ]; then
+    perf record -F 499 -g -p $SVC -o "$WORK/perf.data" >/dev/null 2>&1 & perf=$!
+  fi
   until [ "$(metric leadscore_events_total)" -ge "$N" ]; do sleep 0.05; done
   t1=$(date +%s.%N); c1=$(cpu_of $SVC)
+  if [ -n "$perf" ]; then
+    kill -INT $perf; wait $perf || true
+    echo "-- perf: leadscore run (at_least_once), self time by symbol, >= 1.5 %"
+    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 1.5 --stdio 2>/dev/null |
+      grep -E '^ +[0-9]' | sed 's/^/   /'
+    echo "-- perf: by thread"
+    perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9]' | sed 's/^/   /'
+  fi
   echo "$2: $N events in $(python3 -c "print(round($t1-$t0,2))")s, $(python3 -c "print(round($c1-$c0,2))") CPU-s"
   row "$2" "$N" "$(python3 -c "print($t1-$t0)")" "$(python3 -c "print($c1-$c0)")" "$(metric leadscore_sales_ready_total)"
   kill -TERM $SVC; wait $SVC || true; SVC=""
