@@ -42,7 +42,7 @@ echo "leads,budget,events,events_per_s,peak_rss_mb,p99_ms,restore_s,store_mb" >"
 for L in $SIZES; do
   IN="mem-in-$L"; N=$((L * 2))
   "$R/leadscore" topics create --brokers "$B" "$IN:8" >/dev/null
-  "$R/lead_load" "$B" "$IN" "$L" 2
+  "$R/examples/lead_load" "$B" "$IN" "$L" 2
   for budget in $BUDGETS; do
     [ "$budget" != none ] && [ "$budget" -ge "$L" ] && continue
     G="mem-$L-$budget"; OUT="out-$G"
