@@ -57,6 +57,12 @@ pub fn classify_consumer_error(e: &KafkaError) -> ConsumerErrorClass {
 /// The consumer's default `fetch.wait.max.ms`.
 pub const FETCH_WAIT_MS: &str = "100";
 
+/// The consumer's default `fetch.queue.backoff.ms`. librdkafka's 1000 ms postpones a
+/// partition's next fetch by a second whenever its local queue is over its thresholds, which
+/// starved the service: 1M events took 8.0 s with it and 2.2–3.1 s with 0, 10 or 100 ms
+/// (docs/BENCHMARKS.md, "Where the time goes").
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "100";
+
 /// The consumer's settings for this configuration.
 pub fn consumer_config(cfg: &Config) -> Result<rdkafka::ClientConfig> {
     let stats_ms = cfg.statistics_interval.as_millis().to_string();
@@ -65,6 +71,9 @@ pub fn consumer_config(cfg: &Config) -> Result<rdkafka::ClientConfig> {
         // Measured on Apache Kafka (docs/BENCHMARKS.md): 100 ms has the latency of 10 ms at a
         // tenth of the idle fetches; librdkafka's 500 ms doubles the median.
         c.set("fetch.wait.max.ms", FETCH_WAIT_MS);
+    }
+    if !cfg.kafka.contains_key("fetch.queue.backoff.ms") {
+        c.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     }
     c.set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")

@@ -42,6 +42,10 @@ pub fn reader(cfg: &Config) -> Result<BaseConsumer> {
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", crate::service::group::FETCH_WAIT_MS)
+        .set(
+            "fetch.queue.backoff.ms",
+            crate::service::group::FETCH_QUEUE_BACKOFF_MS,
+        )
         .create()
         .context("cannot create a restore consumer")
 }
