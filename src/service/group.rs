@@ -59,7 +59,7 @@ pub const FETCH_WAIT_MS: &str = "100";
 
 /// The consumer's default `fetch.queue.backoff.ms`. librdkafka's 1000 ms postpones a
 /// partition's next fetch by a second whenever its local queue is over its thresholds, which
-/// starved the service: 1M events took 8.0 s with it and 2.2–3.1 s with 0, 10 or 100 ms
+/// starved the service: 120k instead of 329k events/s on scripts/bench-service.sh
 /// (docs/BENCHMARKS.md, "Where the time goes").
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "100";
 
@@ -68,8 +68,8 @@ pub fn consumer_config(cfg: &Config) -> Result<rdkafka::ClientConfig> {
     let stats_ms = cfg.statistics_interval.as_millis().to_string();
     let mut c = client_config(&cfg.brokers, &cfg.kafka);
     if !cfg.kafka.contains_key("fetch.wait.max.ms") {
-        // Measured on Apache Kafka (docs/BENCHMARKS.md): 100 ms has the latency of 10 ms at a
-        // tenth of the idle fetches; librdkafka's 500 ms doubles the median.
+        // An idle partition's fetch answers within 100 ms of new data, at a tenth of the idle
+        // fetches of 10 ms (librdkafka's default is 500 ms).
         c.set("fetch.wait.max.ms", FETCH_WAIT_MS);
     }
     if !cfg.kafka.contains_key("fetch.queue.backoff.ms") {
