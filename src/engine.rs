@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::event::{Event, EventType, FieldValue};
-use crate::leads::LeadTable;
+use crate::leads::{LeadTable, Slot};
 use crate::output::{LeadScore, SalesReady, Signal};
 use crate::rules::{url_path, Rules};
 use crate::state::{
@@ -148,10 +148,19 @@ impl Engine {
     /// Applies one event to its lead in a table; a lead that only bots have touched gets no
     /// state (the bot check runs once, before the lookup).
     pub fn apply_to(&self, leads: &mut LeadTable, ev: &Event<'_>) -> Outcome {
+        self.apply_located(leads, None, ev)
+    }
+
+    /// [`Engine::apply_to`] with the lead's slot when [`LeadTable::prefetch`] found it.
+    #[inline]
+    fn apply_located(&self, leads: &mut LeadTable, slot: Option<Slot>, ev: &Event<'_>) -> Outcome {
         if self.rules.bot_filter.is_bot(ev) {
             return Outcome::Bot;
         }
-        let st = leads.get_or_insert(&ev.lead_id);
+        let st = match slot {
+            Some(slot) => leads.get_or_insert_at(slot, &ev.lead_id),
+            None => leads.get_or_insert(&ev.lead_id),
+        };
         let step = self.update(st, ev);
         self.qualify(st, ev, step)
     }
@@ -171,14 +180,10 @@ impl Engine {
             slots.clear();
             slots.extend(chunk.iter().map(|ev| leads.prefetch(&ev.lead_id)));
             for (i, (ev, slot)) in chunk.iter().zip(&slots).enumerate() {
-                let outcome = if self.rules.bot_filter.is_bot(ev) {
-                    Outcome::Bot
-                } else {
-                    let st = leads.get_or_insert_at(*slot, &ev.lead_id);
-                    let step = self.update(st, ev);
-                    self.qualify(st, ev, step)
-                };
-                each(c * PREFETCH_BATCH + i, outcome);
+                each(
+                    c * PREFETCH_BATCH + i,
+                    self.apply_located(leads, Some(*slot), ev),
+                );
             }
         }
     }

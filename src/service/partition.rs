@@ -126,7 +126,7 @@ impl Shard {
     /// whether it was read back. Only a lead written by a checkpoint can be cold, so its stored
     /// state is its current one; one evicted or erased since (tombstone pending) is new.
     pub fn read_back(&mut self, rules: &Rules, id: &str) -> anyhow::Result<bool> {
-        if !self.cold || self.leads.contains(id) || self.evicted.contains(id) {
+        if !self.only_in_store(id) {
             return Ok(false);
         }
         match self.store.get(rules, id)? {
@@ -147,10 +147,16 @@ impl Shard {
         if let Some(st) = self.leads.get(id) {
             return Ok(Some(std::borrow::Cow::Borrowed(st)));
         }
-        if !self.cold || self.evicted.contains(id) {
+        if !self.only_in_store(id) {
             return Ok(None);
         }
         Ok(self.store.get(rules, id)?.map(std::borrow::Cow::Owned))
+    }
+
+    /// Can the lead's current state be in the store only? It was shed (the partition has cold
+    /// leads and it is not in memory) and not evicted or erased since (tombstone pending).
+    fn only_in_store(&self, id: &str) -> bool {
+        self.cold && !self.leads.contains(id) && !self.evicted.contains(id)
     }
 
     /// The tombstones to write: evicted or erased leads not re-created since.
